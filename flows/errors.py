@@ -1,0 +1,83 @@
+"""The one exception tree of the project.
+
+    CompletionsAgentError
+    ├── ConfigurationError          bad parameter, env var, URL, token or proxy setting
+    ├── LogSourceError              the logs could not be read
+    │   ├── LogFileError            a log file or stdin could not be opened
+    │   └── KubernetesError         the Kubernetes API refused or failed
+    │       ├── DeploymentNotFound  404 on the Deployment
+    │       └── PermissionDenied    403 on pods, pods/log or the Deployment (RBAC)
+    ├── NoLogLinesError             nothing at all was read: never report "no calls"
+    └── AgentApiError               the Agent API call failed
+        ├── AgentApiTransientError  timeouts, connection errors, 408/425/429/5xx
+        ├── AgentApiRejectedError   4xx that retrying cannot fix
+        └── AnswerValidationError   the answer did not validate
+
+Every message says what was expected and what to do next, and never contains a token.
+"""
+
+from __future__ import annotations
+
+
+class CompletionsAgentError(Exception):
+    """Base class: catch this to handle any failure of the agent."""
+
+
+class ConfigurationError(CompletionsAgentError):
+    """A parameter, environment variable or Prefect block is missing or invalid."""
+
+
+class LogSourceError(CompletionsAgentError):
+    """The logs could not be read."""
+
+
+class LogFileError(LogSourceError):
+    """A log file (or stdin) could not be opened or read."""
+
+
+class KubernetesError(LogSourceError):
+    """The Kubernetes API answered with an error."""
+
+    def __init__(self, message: str, *, namespace: str, status: int | None = None):
+        super().__init__(message)
+        self.namespace = namespace
+        self.status = status
+
+
+class DeploymentNotFound(KubernetesError):
+    """The Deployment does not exist in the namespace."""
+
+
+class PermissionDenied(KubernetesError):
+    """The service account lacks an RBAC permission. Retrying cannot fix this."""
+
+
+class NoLogLinesError(CompletionsAgentError):
+    """No log line was read at all, so no honest analysis is possible."""
+
+
+class AgentApiError(CompletionsAgentError):
+    """The Agent API call failed."""
+
+    def __init__(
+        self, message: str, *, url: str | None = None, status: int | None = None
+    ):
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
+class AgentApiTransientError(AgentApiError):
+    """A failure that a later attempt may not meet: timeouts, 429, 5xx."""
+
+
+class AgentApiRejectedError(AgentApiError):
+    """The Agent API refused the request; retrying the same request cannot help."""
+
+
+class AnswerValidationError(AgentApiError):
+    """The Agent API answered, but the answer is not a valid Assist answer."""
+
+    def __init__(self, message: str, *, errors: list[str], url: str | None = None):
+        super().__init__(message, url=url)
+        self.errors = errors
