@@ -21,7 +21,8 @@ os.environ.pop("AGENTAPI_BASE", None)
 os.environ.pop("AGENTAPI_TOKEN", None)
 
 REPO = Path(__file__).resolve().parent.parent
-CASES = REPO.parent / "shared" / "cases"
+# Copies of the real-world failure inputs, with their expected results in INDEX.md.
+CASES = Path(__file__).resolve().parent / "cases"
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +36,5 @@ def prefect_server() -> Iterator[None]:
 
 @pytest.fixture
 def cases_dir() -> Path:
-    """The shared real-world failure cases (read-only, beside the repository)."""
-    if not CASES.is_dir():
-        pytest.skip(f"shared cases not found at {CASES}")
+    """The real-world failure inputs under tests/cases/."""
     return CASES
