@@ -160,7 +160,9 @@ class Message(BaseModel):
 class CallsContext(BaseModel):
     """The structured facts behind the user message."""
 
-    window: Window
+    window: Window | None = Field(
+        default=None, description="None for files read without --since/--until."
+    )
     source: str
     namespace: str | None = None
     deployment: str | None = None

@@ -70,8 +70,10 @@ class CallRecord(BaseModel):
     timestamp: datetime | None = None
     pod: str | None = None
     container: str | None = None
-    line: str = Field(description="The line as matched: ANSI-free, JSON message "
-                      "extracted, secrets redacted, truncated with a marker if long.")
+    line: str = Field(
+        description="The line as matched: ANSI-free, JSON message "
+        "extracted, secrets redacted, truncated with a marker if long."
+    )
     method: str | None = None
     scheme: str | None = None
     host: str | None = None
@@ -80,7 +82,9 @@ class CallRecord(BaseModel):
     status: int | None = None
     reason: str | None = None
     latency_ms: float | None = None
-    repeat: int = Field(default=1, description="Identical calls collapsed into this one.")
+    repeat: int = Field(
+        default=1, description="Identical calls collapsed into this one."
+    )
 
 
 class CallStatistics(BaseModel):

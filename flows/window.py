@@ -33,8 +33,8 @@ class Window(BaseModel):
         return self.start <= moment < self.end
 
     def slot(self) -> str:
-        """A stable name for the window, e.g. `2026-03-09T13:00:00Z/2026-03-10T13:00:00Z`."""
-        return f"{_iso(self.start)}/{_iso(self.end)}"
+        """A stable name: `2026-03-09T13:00:00Z/2026-03-10T13:00:00Z`."""
+        return f"{iso_utc(self.start)}/{iso_utc(self.end)}"
 
 
 def window_ending_at(
@@ -62,5 +62,6 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _iso(moment: datetime) -> str:
+def iso_utc(moment: datetime) -> str:
+    """`2026-03-10T13:00:00Z`: the one way times are written in requests and reports."""
     return _utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
