@@ -1,0 +1,126 @@
+"""The scrape step: gather the logs to scan, from the cluster or from files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+from prefect.tasks import Task
+
+from flows.errors import ConfigurationError, LogFileError
+from flows.records import LogFile, ScrapeResult
+from flows.window import Window
+
+
+def scrape_files(paths: list[str]) -> ScrapeResult:
+    """Point the filter at the user's files.
+
+    Raises:
+        LogFileError: a file does not exist or is not readable.
+    """
+    files: list[LogFile] = []
+    for name in paths:
+        path = Path(name)
+        if not path.is_file():
+            raise LogFileError(
+                f"log file {name!r} does not exist or is not a regular file; "
+                "pass files printed by `kubectl logs` (plain, --timestamps or "
+                "--prefix)"
+            )
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            raise LogFileError(
+                f"cannot read log file {name!r}: {exc.strerror}"
+            ) from exc
+        files.append(LogFile(path=path.resolve()))
+    return ScrapeResult(source="files", files=files)
+
+
+async def scrape_cluster(
+    *,
+    namespace: str,
+    deployment: str,
+    container: str | None,
+    window: Window,
+    spool_dir: Path,
+    credentials_block: str | None,
+) -> ScrapeResult:
+    """Download the window's logs of every pod behind the Deployment to the spool."""
+    # Imported here so that reading files needs no Kubernetes client at all.
+    from flows.kubernetes import kubernetes_api_client, scrape_deployment
+
+    async with kubernetes_api_client(credentials_block) as api_client:
+        return await scrape_deployment(
+            namespace=namespace,
+            deployment=deployment,
+            container=container,
+            window=window,
+            spool_dir=spool_dir,
+            api_client=api_client,
+        )
+
+
+def should_retry_scrape(task: Task, task_run: TaskRun, state: State) -> bool:
+    """Retry only what a later attempt can fix: not RBAC, not a missing Deployment.
+
+    Prefect hands the failure as the state's data; reading it there (rather than
+    through `state.result()`) sees the real exception class, for sync and async
+    tasks alike.
+    """
+    from flows.kubernetes import is_retryable
+
+    error = state.data
+    if not isinstance(error, BaseException):
+        return True
+    if isinstance(error, ConfigurationError | LogFileError):
+        return False
+    return is_retryable(error)
+
+
+@task(
+    name="scrape",
+    retries=2,
+    retry_delay_seconds=[10, 60],
+    retry_jitter_factor=0.5,
+    retry_condition_fn=should_retry_scrape,
+)
+async def scrape(
+    *,
+    log_files: list[str] | None,
+    namespace: str,
+    deployment: str,
+    container: str | None,
+    window: Window,
+    spool_dir: Path,
+    credentials_block: str | None,
+) -> ScrapeResult:
+    """Read the logs: the given files, or every pod of the Deployment for the window."""
+    logger = get_run_logger()
+    if log_files:
+        result = scrape_files(log_files)
+        logger.info("Reading %d log file(s)", len(result.files))
+        return result
+
+    result = await scrape_cluster(
+        namespace=namespace,
+        deployment=deployment,
+        container=container,
+        window=window,
+        spool_dir=spool_dir,
+        credentials_block=credentials_block,
+    )
+    logger.info(
+        "Read %d log stream(s) of %d pod(s) behind %s/%s (selector %s)",
+        len(result.files),
+        len(result.pods),
+        namespace,
+        deployment,
+        result.label_selector,
+    )
+    for warning in result.warnings:
+        logger.warning("%s", warning)
+    return result
