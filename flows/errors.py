@@ -6,7 +6,8 @@
     │   ├── LogFileError            a log file or stdin could not be opened
     │   └── KubernetesError         the Kubernetes API refused or failed
     │       ├── DeploymentNotFound  404 on the Deployment
-    │       └── PermissionDenied    403 on pods, pods/log or the Deployment (RBAC)
+    │       ├── PermissionDenied    403 on pods, pods/log or the Deployment (RBAC)
+    │       └── NoPodsFound         no pod behind the Deployment could be read
     ├── NoLogLinesError             nothing at all was read: never report "no calls"
     └── AgentApiError               the Agent API call failed
         ├── AgentApiTransientError  timeouts, connection errors, 408/425/429/5xx
@@ -50,6 +51,10 @@ class DeploymentNotFound(KubernetesError):
 
 class PermissionDenied(KubernetesError):
     """The service account lacks an RBAC permission. Retrying cannot fix this."""
+
+
+class NoPodsFound(KubernetesError):
+    """No pod matches the Deployment's selector, or none of them could be read."""
 
 
 class NoLogLinesError(CompletionsAgentError):
