@@ -9,10 +9,11 @@
     │       ├── PermissionDenied    403 on pods, pods/log or the Deployment (RBAC)
     │       └── NoPodsFound         no pod behind the Deployment could be read
     ├── NoLogLinesError             nothing at all was read: never report "no calls"
-    └── AgentApiError               the Agent API call failed
-        ├── AgentApiTransientError  timeouts, connection errors, 408/425/429/5xx
-        ├── AgentApiRejectedError   4xx that retrying cannot fix
-        └── AnswerValidationError   the answer did not validate
+    ├── AgentApiError               the Agent API call failed
+    │   ├── AgentApiTransientError  timeouts, connection errors, 408/425/429/5xx
+    │   ├── AgentApiRejectedError   4xx that retrying cannot fix
+    │   └── AnswerValidationError   the answer did not validate
+    └── DeliveryError               a notification, tile or action was not delivered
 
 Every message says what was expected and what to do next, and never contains a token.
 """
@@ -86,3 +87,14 @@ class AnswerValidationError(AgentApiError):
     def __init__(self, message: str, *, errors: list[str], url: str | None = None):
         super().__init__(message, url=url)
         self.errors = errors
+
+
+class DeliveryError(CompletionsAgentError):
+    """A notification, a dashboard tile or an action could not be delivered."""
+
+    def __init__(
+        self, message: str, *, url: str | None = None, status: int | None = None
+    ):
+        super().__init__(message)
+        self.url = url
+        self.status = status
