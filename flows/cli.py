@@ -1,0 +1,256 @@
+"""The `completions-agent` command: run the flow, scan files, serve the agent, resend.
+
+Every failure ends with one line on stderr and a non-zero exit, never a traceback
+(`--traceback` shows it when debugging).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flows.errors import CompletionsAgentError, ConfigurationError
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `completions-agent` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    commands: dict[str, Callable[[list[str]], int]] = {
+        "run": run_main,
+        "scan": scan_main,
+        "serve-agent": _serve_agent,
+        "resend": _resend,
+        "automations": _automations,
+    }
+    if not args or args[0] in ("-h", "--help"):
+        print(_USAGE)
+        return 0 if args else EXIT_USAGE
+    command = commands.get(args[0])
+    if command is None:
+        return _fail(
+            f"unknown command {args[0]!r}; expected one of {', '.join(commands)}"
+        )
+    return command(args[1:])
+
+
+_USAGE = """\
+usage: completions-agent COMMAND [options]
+
+Find the orchestrator's LLM completions calls in its Kubernetes logs and have an
+Agent API analyse them.
+
+commands:
+  run          run the Prefect flow on the cluster or on log files
+  scan         count and rank completions calls in log files (no Prefect, no network)
+  serve-agent  serve the reference Agent API (/v1/assist) over HTTP
+  resend       post the request saved for a slot again
+  automations  create or update the failure alerts on the Prefect server
+
+Run `completions-agent COMMAND --help` for a command's options."""
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> int:
+    print(f"completions-agent: error: {message}", file=sys.stderr)
+    return code
+
+
+def _timestamp(value: str) -> datetime:
+    """An ISO 8601 time; without a zone it is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an ISO 8601 time, e.g. 2026-03-10T13:00:00Z"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _filter_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--include",
+        action="append",
+        metavar="TEXT",
+        help="a line must contain every --include (default: 'POST https' and "
+        "'completions')",
+    )
+    parser.add_argument(
+        "--rule",
+        choices=["literal", "extended"],
+        default="literal",
+        help="literal: every --include; extended: also nginx, envoy, Node SDK and "
+        "JSON access-log formats (default: literal)",
+    )
+    parser.add_argument(
+        "--top-n", type=int, default=5, help="calls sent in full (default: 5)"
+    )
+    parser.add_argument(
+        "--since", type=_timestamp, help="files only: keep lines at or after this time"
+    )
+    parser.add_argument(
+        "--until", type=_timestamp, help="files only: keep lines before this time"
+    )
+
+
+# --- scan ----------------------------------------------------------------------
+
+
+def scan_main(argv: list[str]) -> int:
+    """`completions-agent scan FILE...`: the filter alone, JSON on stdout."""
+    parser = argparse.ArgumentParser(
+        prog="completions-agent scan",
+        description="Count and rank the completions calls in kubectl-logs files, "
+        "and print the result as JSON. Needs no Prefect server and no network.",
+    )
+    parser.add_argument(
+        "files", nargs="+", metavar="FILE", help="log files, - for stdin"
+    )
+    _filter_options(parser)
+    args = parser.parse_args(argv)
+
+    from flows.matching import DEFAULT_INCLUDE, scan_logs
+    from flows.scrape import scrape_files
+
+    with _stdin_spooled(args.files) as paths:
+        try:
+            scrape_result = scrape_files(paths)
+            result = scan_logs(
+                scrape_result.files,
+                include=args.include or list(DEFAULT_INCLUDE),
+                rule=args.rule,
+                top_n=args.top_n,
+                start=args.since,
+                end=args.until,
+            )
+        except CompletionsAgentError as exc:
+            return _fail(str(exc))
+    print(result.model_dump_json(indent=2))
+    return 0
+
+
+class _stdin_spooled:
+    """Replace `-` by a temporary copy of stdin, removed afterwards.
+
+    A stream can be read once only; a retried step must see the same lines.
+    """
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        self.directory: Path | None = None
+
+    def __enter__(self) -> list[str]:
+        if "-" not in self.names:
+            return self.names
+        self.directory = Path(tempfile.mkdtemp(prefix="completions-agent-stdin-"))
+        spool = self.directory / "stdin.log"
+        with spool.open("wb") as target:
+            shutil.copyfileobj(sys.stdin.buffer, target, length=1 << 20)
+        return [str(spool) if name == "-" else name for name in self.names]
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+# --- run -----------------------------------------------------------------------
+
+
+def run_main(argv: list[str]) -> int:
+    """`completions-agent run`: the Prefect flow, on the cluster or on files."""
+    parser = argparse.ArgumentParser(
+        prog="completions-agent run",
+        description="Run the orchestrator-completions-agent flow once. Without "
+        "--logs it reads every pod of the Deployment for the window ending now; "
+        "with --logs it reads the files (whole, unless --since/--until).",
+    )
+    parser.add_argument(
+        "--logs", nargs="+", metavar="FILE", help="kubectl-logs files, - for stdin"
+    )
+    parser.add_argument("--namespace", default="dealershipai")
+    parser.add_argument("--deployment", default="orchestrator")
+    parser.add_argument("--container", help="only this container (default: all)")
+    parser.add_argument("--window-hours", type=float, default=24)
+    parser.add_argument(
+        "--window-end", type=_timestamp, help="end of the window (default: now)"
+    )
+    _filter_options(parser)
+    parser.add_argument("--tenant-id", default="dealershipai")
+    parser.add_argument(
+        "--agent-api-base",
+        help="Agent API base URL (default: $AGENTAPI_BASE; none: built-in analyser)",
+    )
+    parser.add_argument("--token-block", help="Prefect Secret block with the token")
+    parser.add_argument("--kubernetes-credentials-block")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the request, do not post it"
+    )
+    parser.add_argument("--traceback", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.top_n < 1:
+        return _fail("--top-n must be at least 1", EXIT_USAGE)
+
+    prepare_prefect_environment()
+    from flows.runner import run_flow_and_report
+
+    with _stdin_spooled(args.logs or []) as paths:
+        try:
+            return run_flow_and_report(args, paths or None)
+        except CompletionsAgentError as exc:
+            if args.traceback:
+                raise
+            return _fail(str(exc))
+
+
+def prepare_prefect_environment() -> None:
+    """Defaults that let a first run work on a small offline machine.
+
+    The ephemeral Prefect server needs more than its default 20 s to create a fresh
+    database on 2 cores, and its telemetry cannot reach the internet from here.
+    Values the user set are kept.
+    """
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+# --- commands that live in their own modules -------------------------------------
+
+
+def _serve_agent(argv: list[str]) -> int:
+    from flows.agent_server import serve_main
+
+    return _guarded(serve_main, argv)
+
+
+def _resend(argv: list[str]) -> int:
+    prepare_prefect_environment()
+    from flows.request_store import resend_main
+
+    return _guarded(resend_main, argv)
+
+
+def _automations(argv: list[str]) -> int:
+    prepare_prefect_environment()
+    from flows.automations import automations_main
+
+    return _guarded(automations_main, argv)
+
+
+def _guarded(command: Callable[[list[str]], int], argv: list[str]) -> int:
+    try:
+        return command(argv)
+    except ConfigurationError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except CompletionsAgentError as exc:
+        return _fail(str(exc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
