@@ -84,9 +84,19 @@ class AgentApiRejectedError(AgentApiError):
 class AnswerValidationError(AgentApiError):
     """The Agent API answered, but the answer is not a valid Assist answer."""
 
-    def __init__(self, message: str, *, errors: list[str], url: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: list[str] | None = None,
+        url: str | None = None,
+        body: bytes | None = None,
+    ):
+        # `errors` has a default so the exception survives pickling (Prefect
+        # persists failed states); `body` is the raw answer, kept for review.
         super().__init__(message, url=url)
-        self.errors = errors
+        self.errors = list(errors) if errors is not None else [message]
+        self.body = body
 
 
 class DeliveryError(CompletionsAgentError):
