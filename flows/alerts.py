@@ -1,0 +1,183 @@
+"""Flow-run hooks that tell people, through a notification block, when a run fails.
+
+Two mechanisms cover a run that goes wrong, and either can be used alone:
+
+- the hooks here (`on_failure`, `on_crashed`; a flow timeout ends in a Failed state
+  named `TimedOut`, so `on_failure` covers it) send one message through the block
+  named by the flow parameter `notification_block` or the
+  `COMPLETIONS_AGENT_NOTIFICATION_BLOCK` variable;
+- the automations in `deployments/automations.yaml` (see `flows.automations`).
+
+What the open-source server lacks, the hooks and other modules do instead: there is
+no `DeclareIncident` action outside Prefect Cloud, so incidents go through a
+notification block (`flows.dispatch`); an automation's message cannot say which
+slot a run analysed, the hook's can; and a run on a server whose automations were
+never applied (an ephemeral server, a local CLI run) is still covered by the hook.
+A run that never starts runs no hook, so lateness is the automations' job alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from prefect.blocks.abstract import NotificationBlock
+from prefect.blocks.core import Block
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun, State
+from prefect.utilities.urls import url_for
+
+from flows.errors import ConfigurationError
+from flows.window import window_ending_at
+
+logger = logging.getLogger(__name__)
+
+NOTIFICATION_BLOCK_ENV = "COMPLETIONS_AGENT_NOTIFICATION_BLOCK"
+TOKEN_ENV = "AGENTAPI_TOKEN"
+
+# Credentials that an exception message could carry by accident: a bearer header,
+# an OpenAI-style key, a key in a query string.
+_SECRET_PATTERNS = (
+    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"),
+    re.compile(r"(?i)\b(?:(?:api|subscription)[-_]?)?(?:key|token)=[^&\s]+"),
+)
+
+
+def scrub_secrets(text: str) -> str:
+    """Replace the Agent API token and anything shaped like a credential.
+
+    Messages are built to be token-free; this is the last guard before a
+    message leaves the cluster.
+
+    Args:
+        text: Free text about to be sent to a person or a dashboard.
+
+    Returns:
+        The text with credentials replaced by `[secure]`.
+    """
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        text = text.replace(token, "[secure]")
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub("[secure]", text)
+    return text
+
+
+def flow_run_url(flow_run_id: UUID | str) -> str:
+    """The UI link of a flow run, or its id when `PREFECT_UI_URL` is not set."""
+    url = url_for("flow-run", obj_id=str(flow_run_id))
+    return url or f"flow run {flow_run_id} (set PREFECT_UI_URL for a link)"
+
+
+def slot_of(flow_run: FlowRun) -> str:
+    """The slot a run analyses, worked out from its parameters as the flow does."""
+    parameters = flow_run.parameters or {}
+    end = parameters.get("window_end") or flow_run.expected_start_time
+    if end is None:
+        return "unknown (the run has no scheduled start time)"
+    # Through isoformat, so a Pendulum moment from the API becomes a plain datetime.
+    end = datetime.fromisoformat(end if isinstance(end, str) else end.isoformat())
+    hours = float(parameters.get("window_hours") or 24)
+    return window_ending_at(end, hours).slot()
+
+
+def failure_message(flow_run: FlowRun, state: State) -> tuple[str, str]:
+    """The subject and body of the message about a run that ended in `state`."""
+    slot = slot_of(flow_run)
+    what = scrub_secrets(state.message or "no message was recorded with the state")
+    subject = f"{flow_run.name}: {state.name} ({slot})"
+    body = "\n".join(
+        [
+            f"Run {flow_run.name} of orchestrator-completions-agent ended "
+            f"{state.name}.",
+            f"Slot: {slot}",
+            f"What failed: {what}",
+            f"Flow run: {flow_run_url(flow_run.id)}",
+        ]
+    )
+    return subject, body
+
+
+async def load_notification_block(reference: str) -> NotificationBlock:
+    """Load a notification block by `type-slug/name`, or by a name that is unique.
+
+    Raises:
+        ConfigurationError: no such block, several blocks of that name, or a
+            block that cannot send notifications.
+    """
+    if "/" in reference:
+        try:
+            block: Block = await Block.aload(reference)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"notification block {reference!r} was not found: create it in the "
+                "Prefect UI (Blocks) or fix the name"
+            ) from exc
+    else:
+        block = await _load_by_name(reference)
+    if "notify" not in block.get_block_capabilities():
+        raise ConfigurationError(
+            f"block {reference!r} is a {block.get_block_type_slug()} block, which "
+            "cannot send notifications: name a Slack, Teams, PagerDuty, Opsgenie or "
+            "custom webhook block"
+        )
+    return block  # type: ignore[return-value]
+
+
+async def _load_by_name(name: str) -> Block:
+    async with get_client() as client:
+        documents = [
+            document
+            for document in await client.read_block_documents(include_secrets=True)
+            if document.name == name
+        ]
+    if not documents:
+        raise ConfigurationError(
+            f"notification block {name!r} was not found: create it in the Prefect "
+            "UI (Blocks) or fix the name"
+        )
+    if len(documents) > 1:
+        slugs = sorted(d.block_type.slug for d in documents if d.block_type)
+        raise ConfigurationError(
+            f"several blocks are named {name!r} ({', '.join(slugs)}): name one as "
+            f"'type-slug/{name}'"
+        )
+    return Block._from_block_document(documents[0])
+
+
+def notification_block_name(flow_run: FlowRun) -> str | None:
+    """The block named by the run's parameter, else by the environment."""
+    parameters: dict[str, Any] = flow_run.parameters or {}
+    return parameters.get("notification_block") or os.environ.get(
+        NOTIFICATION_BLOCK_ENV
+    )
+
+
+async def notify_run_ended_badly(flow: Any, flow_run: FlowRun, state: State) -> None:
+    """Flow hook for `on_failure` and `on_crashed`: send one message, if configured.
+
+    Raises:
+        ConfigurationError: the named block cannot be loaded; Prefect logs a
+            hook's error on the run and leaves the run's state as it is.
+    """
+    reference = notification_block_name(flow_run)
+    if not reference:
+        logger.info(
+            "Run %s ended %s; no notification block is configured (parameter "
+            "notification_block or %s)",
+            flow_run.name,
+            state.name,
+            NOTIFICATION_BLOCK_ENV,
+        )
+        return
+    block = await load_notification_block(reference)
+    subject, body = failure_message(flow_run, state)
+    await block.notify(body=body, subject=subject)
+    logger.info(
+        "Notified %s that run %s ended %s", reference, flow_run.name, state.name
+    )
