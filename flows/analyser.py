@@ -68,28 +68,27 @@ def analyse(request: AssistRequest) -> AssistAnswer:
 
 def _health(statistics: CallStatistics, matches: int) -> _Health:
     error_statuses: list[tuple[str, int]] = []
-    for status, count in statistics.by_status.items():
-        if status[:1] in {"4", "5"} and status.isdigit() and count > 0:
-            error_statuses.append((status, count))
+    for status, calls in statistics.by_status.items():
+        # Keys that are not three-digit codes ("unknown") are no error to count.
+        if status[:1] in {"4", "5"} and status.isdigit() and calls > 0:
+            error_statuses.append((status, calls))
     # Most frequent first; equal counts by status code, so the order never varies.
     error_statuses.sort(key=lambda item: (-item[1], item[0]))
 
-    by_status = statistics.by_status
-    errors = sum(count for _, count in error_statuses)
-    if not by_status:
-        # No status could be parsed from any line: trust the filter's own count.
-        errors = statistics.errors
-    calls = statistics.total or matches
-    rate_limited = by_status.get("429", 0)
-    server_errors = sum(n for status, n in error_statuses if status.startswith("5"))
+    def count(prefix: str) -> int:
+        return sum(n for status, n in error_statuses if status.startswith(prefix))
+
+    errors = count("")
+    total = statistics.total or matches
+    rate_limited = count("429")
     return _Health(
-        calls=calls,
+        calls=total,
         errors=errors,
-        error_rate=errors / calls if calls else 0.0,
+        error_rate=errors / total if total else 0.0,
         rate_limited=rate_limited,
-        rate_limited_share=rate_limited / calls if calls else 0.0,
-        server_errors=server_errors,
-        client_errors=errors - server_errors - rate_limited,
+        rate_limited_share=rate_limited / total if total else 0.0,
+        server_errors=count("5"),
+        client_errors=count("4") - rate_limited,
         error_statuses=error_statuses,
         top_host=_most_frequent(statistics.by_host),
         top_path=_most_frequent(statistics.by_path),
@@ -115,8 +114,8 @@ def _summary(request: AssistRequest, health: _Health) -> str:
         )
     else:
         text = (
-            f"{health.calls} completions calls in the {window}: {health.errors} "
-            f"errors ({_percent(health.error_rate)})."
+            f"{_plural(health.calls, 'completions call')} in the {window}: "
+            f"{_plural(health.errors, 'error')} ({_percent(health.error_rate)})."
         )
         if health.error_statuses:
             worst = ", ".join(
@@ -150,6 +149,10 @@ def _clip(text: str, limit: int) -> str:
     if " " in cut:
         cut = cut[: cut.rindex(" ")].rstrip()
     return cut + "…"
+
+
+def _plural(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _percent(share: float) -> str:

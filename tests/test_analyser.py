@@ -350,3 +350,11 @@ def test_equal_counts_are_ordered_by_status_code() -> None:
     answer = analyse(_request({"200": 100, "503": 5, "429": 5, "500": 5}))
 
     assert answer.summary.endswith("Worst statuses: 429 x5, 500 x5, 503 x5.")
+
+
+def test_lines_without_a_status_are_calls_but_not_errors() -> None:
+    answer = analyse(_request({"200": 8, "unknown": 2, "503": 1}))
+
+    assert answer.error_count == 1
+    assert answer.summary.startswith("11 completions calls")
+    assert answer.summary.endswith("1 error (9.1%). Worst statuses: 503 x1.")
