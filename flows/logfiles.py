@@ -1,0 +1,243 @@
+"""Reading log files in big binary blocks: formats, split lines, windows and coverage.
+
+Speed comes from doing per-line Python work only for the few lines that need it.
+A block is counted with `bytes.count(b"\\n")`, and only the lines that contain the
+*anchor* (a piece of text every match must contain) are cut out and handed on.
+The anchor is a necessary condition, never a sufficient one, because everything
+that could hide it is undone before it is searched for:
+
+- ANSI CSI sequences are stripped from the whole block first (they never span a
+  newline, so line counts do not change);
+- lines the runtime split (CRI `P` records, 16 KiB `--timestamps` fragments) are
+  rejoined and the joined line is tested as a whole;
+- JSON escapes cannot hide the anchor, because the anchor is chosen by the caller
+  from characters JSON encoders never escape (letters, digits, space, `.:-_`...).
+
+Windows: a line's time is its own timestamp (the runtime's, or else the one the
+application wrote at its start), or else the time of the nearest earlier line of
+the same log that has one. Lines before the first timestamped line of a log are
+kept and counted in `StreamCounts.kept_without_time`. One container's log is
+written in time order, so a block whose first and last times both fall inside
+(or both on the same side outside) the window is counted whole; a block that
+straddles a bound is read line by line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+
+from flows.errors import LogFileError
+from flows.logtext import app_timestamp, decode, parse_rfc3339, strip_ansi
+from flows.records import LogFile
+
+BLOCK_SIZE = 1 << 20
+# A physical line longer than this is cut (and counted once): memory stays bounded
+# whatever the input, and a match is looked for in its first MAX_LINE_BYTES.
+MAX_LINE_BYTES = 1 << 20
+# Container runtimes split a line longer than this and repeat its timestamp.
+SPLIT_BYTES = 16384
+_SAMPLE_LINES = 64
+
+_RFC3339 = rb"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})"
+_RUNTIME_TS = re.compile(rb"(" + _RFC3339 + rb")(?: |$)")
+_CRI = re.compile(rb"(" + _RFC3339 + rb") (stdout|stderr) ([PF])(?: |$)")
+_PREFIX = re.compile(rb"\[pod/([^/\]\s]+)/([^/\]\s]+)\] ")
+
+
+class Layout(Enum):
+    """How the lines of a file are framed."""
+
+    PLAIN = "plain"
+    TIMESTAMPS = "timestamps"
+    CRI = "cri"
+    PREFIX = "prefix"
+    PREFIX_TIMESTAMPS = "prefix+timestamps"
+
+
+@dataclass(frozen=True, order=True)
+class StreamKey:
+    """One container instance's log: what a coverage record is about."""
+
+    pod: str | None
+    container: str | None
+    previous: bool = False
+
+
+@dataclass
+class StreamCounts:
+    """Counters of one stream; constant size whatever the input."""
+
+    lines_read: int = 0
+    lines_in_window: int = 0
+    kept_without_time: int = 0
+    earliest: datetime | None = None
+    latest: datetime | None = None
+    last_time: datetime | None = None
+
+    def saw(self, moment: datetime) -> None:
+        if self.earliest is None or moment < self.earliest:
+            self.earliest = moment
+        if self.latest is None or moment > self.latest:
+            self.latest = moment
+        self.last_time = moment
+
+
+@dataclass(frozen=True)
+class LogicalLine:
+    """One logical log line: runtime prefix removed, split records rejoined."""
+
+    stream: StreamKey
+    timestamp: datetime | None
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The half-open window [start, end); a missing side is unbounded."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @property
+    def given(self) -> bool:
+        return self.start is not None or self.end is not None
+
+    def side(self, moment: datetime) -> int:
+        """-1 before the window, 0 inside, 1 at or after its end."""
+        if self.start is not None and moment < self.start:
+            return -1
+        if self.end is not None and moment >= self.end:
+            return 1
+        return 0
+
+
+@dataclass
+class _Record:
+    stream: StreamKey
+    stamp: bytes | None
+    channel: bytes
+    partial: bool
+    content: bytes
+
+
+@dataclass
+class _Pending:
+    stamp: bytes | None
+    parts: list[bytes] = field(default_factory=list)
+    size: int = 0
+
+
+def read_blocks(path: Path, block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
+    """Yield chunks of whole lines (each ends with `\\n`) from a file.
+
+    Raises:
+        LogFileError: if the file cannot be opened or read.
+    """
+    try:
+        with path.open("rb") as handle:
+            yield from _blocks(handle.read, block_size)
+    except OSError as error:
+        raise LogFileError(
+            f"cannot read log file {path}: {error.strerror or error}; "
+            "check the path and its permissions"
+        ) from error
+
+
+def _blocks(read: Callable[[int], bytes], block_size: int) -> Iterator[bytes]:
+    carry = b""
+    skipping = False
+    while True:
+        chunk = read(block_size)
+        if not chunk:
+            break
+        if skipping:  # the rest of a line already cut at MAX_LINE_BYTES
+            newline = chunk.find(b"\n")
+            if newline < 0:
+                continue
+            chunk, skipping = chunk[newline + 1 :], False
+        data = carry + chunk if carry else chunk
+        end = data.rfind(b"\n") + 1
+        if end:
+            yield data[:end]
+            carry = data[end:]
+        else:
+            carry = data
+        if len(carry) > MAX_LINE_BYTES:
+            yield carry[:MAX_LINE_BYTES] + b"\n"
+            carry, skipping = b"", True
+    if carry:
+        yield carry + b"\n"
+
+
+def detect_layout(log_file: LogFile, head: bytes) -> Layout:
+    """The framing of a file, from its declared format or its first lines."""
+    lines = [line for line in strip_ansi(head).split(b"\n")[:_SAMPLE_LINES] if line]
+    if log_file.format == "timestamps":
+        return Layout.TIMESTAMPS
+    if log_file.format == "cri":
+        return Layout.CRI
+    if log_file.format == "plain":
+        return Layout.PLAIN
+    votes: dict[Layout, int] = {}
+    for line in lines:
+        layout = _classify(line)
+        votes[layout] = votes.get(layout, 0) + 1
+    if log_file.format == "prefix":
+        timed = votes.get(Layout.PREFIX_TIMESTAMPS, 0) > votes.get(Layout.PREFIX, 0)
+        return Layout.PREFIX_TIMESTAMPS if timed else Layout.PREFIX
+    framed = [(count, layout.value, layout) for layout, count in votes.items()]
+    framed = [vote for vote in framed if vote[2] is not Layout.PLAIN]
+    if not framed:
+        return Layout.PLAIN
+    count, _, layout = max(framed)
+    return layout if count * 2 >= len(lines) else Layout.PLAIN
+
+
+def _classify(line: bytes) -> Layout:
+    if _CRI.match(line):
+        return Layout.CRI
+    prefix = _PREFIX.match(line)
+    if prefix:
+        timed = _RUNTIME_TS.match(line, prefix.end())
+        return Layout.PREFIX_TIMESTAMPS if timed else Layout.PREFIX
+    if _RUNTIME_TS.match(line):
+        return Layout.TIMESTAMPS
+    return Layout.PLAIN
+
+
+def split_record(line: bytes, layout: Layout, default: StreamKey) -> _Record:
+    """Cut one physical line into its stream, runtime timestamp and content."""
+    stream, rest = default, line
+    if layout in (Layout.PREFIX, Layout.PREFIX_TIMESTAMPS):
+        prefix = _PREFIX.match(line)
+        if prefix:
+            pod, container = (decode(part) for part in prefix.groups())
+            stream = StreamKey(pod, container, default.previous)
+            rest = line[prefix.end() :]
+    if layout is Layout.CRI:
+        cri = _CRI.match(rest)
+        if cri:
+            content = rest[cri.end() :]
+            partial = cri.group(3) == b"P"
+            return _Record(stream, cri.group(1), cri.group(2), partial, content)
+    elif layout in (Layout.TIMESTAMPS, Layout.PREFIX_TIMESTAMPS):
+        stamp = _RUNTIME_TS.match(rest)
+        if stamp:
+            content = rest[stamp.end() :]
+            split = len(content) == SPLIT_BYTES
+            return _Record(stream, stamp.group(1), b"", split, content)
+    return _Record(stream, None, b"", False, rest)
+
+
+def own_time(record: _Record, timed: bool) -> datetime | None:
+    """The line's own timestamp: the runtime's, or else the application's."""
+    if record.stamp is not None:
+        return parse_rfc3339(record.stamp)
+    if not timed:
+        return None
+    return app_timestamp(decode(record.content[:4096]))

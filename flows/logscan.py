@@ -1,0 +1,306 @@
+"""Scan one log file block by block: count every line, hand on the candidate lines.
+
+See `flows.logfiles` for why the anchor search cannot miss a match. Most blocks
+take the fast path (C-speed counting and searching); blocks that straddle a window
+bound, files with several streams (`--prefix`) and an empty anchor take the exact
+line-by-line path, which gives the same counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from itertools import chain
+
+from flows.logfiles import (
+    BLOCK_SIZE,
+    MAX_LINE_BYTES,
+    Bounds,
+    Layout,
+    LogicalLine,
+    StreamCounts,
+    StreamKey,
+    _Pending,
+    _Record,
+    detect_layout,
+    own_time,
+    read_blocks,
+    split_record,
+)
+from flows.logtext import strip_ansi
+from flows.records import LogFile
+
+# Lines looked at from each end of a block for its first and last timestamps.
+_EDGE_LINES = 200
+# A line this long or longer has a newline-free span covering a whole probe step.
+_PROBE = 8192
+
+OnCandidate = Callable[[LogicalLine], None]
+
+
+class LogScanner:
+    """Counts the lines of one log file and reports those containing an anchor.
+
+    Args:
+        log_file: the file to read.
+        anchor: bytes every interesting line contains (b"" means every line).
+        bounds: the window; lines outside it are counted in `lines_read` only.
+        on_candidate: called with each in-window logical line holding the anchor.
+        block_size: bytes read at a time; results do not depend on it.
+    """
+
+    def __init__(
+        self,
+        log_file: LogFile,
+        *,
+        anchor: bytes,
+        bounds: Bounds,
+        on_candidate: OnCandidate,
+        block_size: int = BLOCK_SIZE,
+    ) -> None:
+        self.log_file = log_file
+        self.anchor = anchor
+        self.bounds = bounds
+        self.on_candidate = on_candidate
+        self.block_size = block_size
+        self.default = StreamKey(log_file.pod, log_file.container, log_file.previous)
+        self.streams: dict[StreamKey, StreamCounts] = {}
+        self.layout = Layout.PLAIN
+        self.timed = True
+        self._pending: dict[tuple[StreamKey, bytes], _Pending] = {}
+
+    def run(self) -> dict[StreamKey, StreamCounts]:
+        """Read the whole file; return the counters of every stream found in it."""
+        blocks = read_blocks(self.log_file.path, self.block_size)
+        first = next(blocks, None)
+        if first is not None:
+            self._start(first)
+            for block in chain([first], blocks):
+                self._block(strip_ansi(block))
+        for key in list(self._pending):
+            self._emit_pending(key)
+        return self.streams or {self.default: StreamCounts()}
+
+    def _start(self, first: bytes) -> None:
+        head = strip_ansi(first[:65536])
+        self.layout = detect_layout(self.log_file, head)
+        if self.layout in (Layout.PLAIN, Layout.PREFIX):
+            # Without runtime timestamps, only look for the application's own
+            # when the first lines show that it writes them.
+            sample = head.split(b"\n")[:64]
+            self.timed = any(
+                own_time(split_record(line, self.layout, self.default), True)
+                for line in sample
+            )
+
+    def _block(self, block: bytes) -> None:
+        multi = self.layout in (Layout.PREFIX, Layout.PREFIX_TIMESTAMPS)
+        if multi or not self.anchor or not self._fast(block):
+            self._slow(block)
+
+    # The exact path: every physical line, one at a time.
+
+    def _slow(self, block: bytes) -> None:
+        position, size = 0, len(block)
+        while position < size:
+            end = block.find(b"\n", position)
+            self._feed(split_record(block[position:end], self.layout, self.default))
+            position = end + 1
+
+    def _feed(self, record: _Record) -> None:
+        key = (record.stream, record.channel)
+        pending = self._pending.get(key)
+        if pending is not None:
+            continues = self.layout is Layout.CRI or record.stamp == pending.stamp
+            if continues:
+                if pending.size < MAX_LINE_BYTES:
+                    pending.parts.append(record.content)
+                    pending.size += len(record.content)
+                if not record.partial:
+                    self._emit_pending(key)
+                return
+            self._emit_pending(key)
+        if record.partial:
+            self._pending[key] = _Pending(
+                record.stamp, [record.content], len(record.content)
+            )
+            return
+        self._emit(record.stream, own_time(record, self.timed), record.content)
+
+    def _emit_pending(self, key: tuple[StreamKey, bytes]) -> None:
+        pending = self._pending.pop(key)
+        content = b"".join(pending.parts)[:MAX_LINE_BYTES]
+        record = _Record(key[0], pending.stamp, key[1], False, content)
+        self._emit(key[0], own_time(record, self.timed), content)
+
+    def _emit(self, stream: StreamKey, own: datetime | None, content: bytes) -> None:
+        counts = self.streams.get(stream)
+        if counts is None:
+            counts = self.streams[stream] = StreamCounts()
+        counts.lines_read += 1
+        moment = own or counts.last_time
+        if own is not None:
+            counts.saw(own)
+        if moment is None:
+            if self.bounds.given:
+                counts.kept_without_time += 1
+        elif self.bounds.side(moment) != 0:
+            return
+        counts.lines_in_window += 1
+        if self.anchor in content:
+            self.on_candidate(LogicalLine(stream, moment, content))
+
+    # The fast path: one stream, blocks wholly inside or outside the window.
+
+    def _fast(self, block: bytes) -> bool:
+        counts = self.streams.get(self.default)
+        if counts is None:
+            counts = self.streams[self.default] = StreamCounts()
+        before = counts.last_time
+        first, first_at_top, last = self._edge_times(block)
+        inside = self._uniform(before, first, first_at_top, last)
+        if inside is None:
+            return False
+        specials = self._specials(block)
+        for start in specials:
+            end = block.find(b"\n", start)
+            self._feed(split_record(block[start:end], self.layout, self.default))
+        bulk = block.count(b"\n") - len(specials)
+        counts.lines_read += bulk
+        if inside:
+            counts.lines_in_window += bulk
+            if self.bounds.given and not self.timed:
+                counts.kept_without_time += bulk
+            self._candidates(block, set(specials), before)
+        for moment in (first, last):
+            if moment is not None:
+                counts.saw(moment)
+        return True
+
+    def _uniform(
+        self,
+        before: datetime | None,
+        first: datetime | None,
+        first_at_top: bool,
+        last: datetime | None,
+    ) -> bool | None:
+        """True/False when the whole block is inside/outside, None when unsure."""
+        if not self.bounds.given or not self.timed:
+            return True
+        times = [first, last] if first_at_top else [before, first, last]
+        if first is None and last is None:
+            times = [before]
+        if any(moment is None for moment in times):
+            return None
+        if first is not None and last is not None and first > last:
+            return None
+        sides = {self.bounds.side(moment) for moment in times if moment}
+        if len(sides) != 1:
+            return None
+        return sides == {0}
+
+    def _edge_times(
+        self, block: bytes
+    ) -> tuple[datetime | None, bool, datetime | None]:
+        if not self.timed:
+            return None, False, None
+        first: datetime | None = None
+        first_at_top = False
+        position = 0
+        for index in range(_EDGE_LINES):
+            end = block.find(b"\n", position)
+            if end < 0:
+                break
+            first = self._time_of(block[position:end])
+            if first is not None:
+                first_at_top = index == 0
+                break
+            position = end + 1
+        last: datetime | None = None
+        end = len(block) - 1
+        for _ in range(_EDGE_LINES):
+            if end <= 0:
+                break
+            start = block.rfind(b"\n", 0, end) + 1
+            last = self._time_of(block[start:end])
+            if last is not None:
+                break
+            end = start - 1
+        return first, first_at_top, last
+
+    def _time_of(self, line: bytes) -> datetime | None:
+        return own_time(split_record(line, self.layout, self.default), self.timed)
+
+    def _specials(self, block: bytes) -> list[int]:
+        """Starts of the physical lines that belong to runtime-split lines."""
+        starts: set[int] = set()
+        if self.layout is Layout.CRI:
+            for _, channel in self._pending:
+                self._add_next(block, 0, channel, starts)
+            for marker in (b"stdout P", b"stderr P"):
+                hit = block.find(marker)
+                while hit >= 0:
+                    start = block.rfind(b"\n", 0, hit) + 1
+                    end = block.find(b"\n", hit)
+                    record = split_record(block[start:end], self.layout, self.default)
+                    if record.partial and record.stamp is not None:
+                        starts.add(start)
+                        self._add_next(block, end + 1, record.channel, starts)
+                    hit = block.find(marker, end)
+        elif self.layout is Layout.TIMESTAMPS:
+            if self._pending:
+                starts.add(0)
+            for probe in range(0, len(block), _PROBE):
+                if block.find(b"\n", probe, probe + _PROBE) >= 0:
+                    continue
+                start = block.rfind(b"\n", 0, probe) + 1
+                end = block.find(b"\n", probe)
+                record = split_record(block[start:end], self.layout, self.default)
+                if record.partial:
+                    starts.add(start)
+                    if end + 1 < len(block):
+                        starts.add(end + 1)
+        return sorted(starts)
+
+    def _add_next(
+        self, block: bytes, position: int, channel: bytes, starts: set[int]
+    ) -> None:
+        """Add the next CRI record of `channel` at or after `position`."""
+        while position < len(block):
+            end = block.find(b"\n", position)
+            record = split_record(block[position:end], self.layout, self.default)
+            if record.channel == channel:
+                starts.add(position)
+                return
+            position = end + 1
+
+    def _candidates(
+        self, block: bytes, specials: set[int], before: datetime | None
+    ) -> None:
+        anchor, find = self.anchor, block.find
+        hit = find(anchor)
+        while hit >= 0:
+            start = block.rfind(b"\n", 0, hit) + 1
+            end = find(b"\n", hit)
+            if start not in specials:
+                record = split_record(block[start:end], self.layout, self.default)
+                moment = own_time(record, self.timed)
+                if moment is None:
+                    moment = self._inherited(block, start, before)
+                self.on_candidate(LogicalLine(record.stream, moment, record.content))
+            hit = find(anchor, end + 1)
+
+    def _inherited(
+        self, block: bytes, start: int, before: datetime | None
+    ) -> datetime | None:
+        """The time of the nearest earlier timestamped line (this block, or before)."""
+        if not self.timed:
+            return None
+        end = start - 1
+        while end > 0:
+            line_start = block.rfind(b"\n", 0, end) + 1
+            moment = self._time_of(block[line_start:end])
+            if moment is not None:
+                return moment
+            end = line_start - 1
+        return before

@@ -1,0 +1,260 @@
+"""The filter step: which log lines are completions calls, and what they add up to.
+
+Two rules:
+
+- `literal` (the default): the line, as shown, contains every include pattern
+  (by default `POST https` and `completions`), like `grep -F … | grep -F …`.
+- `extended`: the line is a POST (or an SDK response line) to a path containing
+  `completions`, in a format `flows.calls` knows (httpx / OpenAI Python SDK, OpenAI
+  Node SDK, envoy and nginx access logs, JSON loggers with the method and URL in
+  separate fields), over `https` or `http`. Include patterns are not used.
+
+Under both rules an SDK line that only announces a retry is never a call.
+A JSON-structured line is matched and shown by its message (escapes decoded once).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from flows.calls import is_retry_line, parse_call, redact_urls
+from flows.logfiles import BLOCK_SIZE, Bounds, LogicalLine, StreamCounts, StreamKey
+from flows.logscan import LogScanner
+from flows.logtext import decode, shown_text, truncate
+from flows.records import CallRecord, ContainerCoverage, FilterResult, LogFile
+from flows.stats import CallCounter, TopCalls
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INCLUDE: tuple[str, ...] = ("POST https", "completions")
+Rule = Literal["literal", "extended"]
+# A log that starts this long after the window start still covers the window: a
+# container is often quiet for a few minutes, and `sinceSeconds` is whole seconds.
+COVERAGE_TOLERANCE = timedelta(minutes=5)
+
+# JSON encoders never escape these, so a run of them is found in the raw bytes.
+_NEVER_ESCAPED = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    " .:-_,;!?#$%*()[]{}+@~^|"
+)
+
+
+def anchor_for(include: Sequence[str], rule: Rule) -> bytes:
+    """The longest piece of text every matching line must contain in its raw bytes.
+
+    It is taken from characters JSON encoders never escape, so an escaped slash or
+    quote in a JSON line cannot hide it; an empty anchor makes every line a
+    candidate.
+    """
+    if rule == "extended":
+        return b"completions"
+    best = ""
+    for pattern in include:
+        run = ""
+        for char in pattern + "\0":
+            if char in _NEVER_ESCAPED:
+                run += char
+                continue
+            best = run if len(run) > len(best) else best
+            run = ""
+    return best.encode("ascii")
+
+
+class Matcher:
+    """Decides whether a shown line is a call under a rule."""
+
+    def __init__(self, include: Sequence[str], rule: Rule) -> None:
+        if rule not in ("literal", "extended"):
+            raise ValueError(f"unknown rule {rule!r}: use 'literal' or 'extended'")
+        self.include = tuple(include)
+        self.rule = rule
+
+    def matches(self, text: str, fields: dict[str, Any] | None) -> bool:
+        """True when the line counts as a completions call."""
+        if self.rule == "literal":
+            return all(pattern in text for pattern in self.include) and not (
+                is_retry_line(text)
+            )
+        call = parse_call(text, fields)
+        return (
+            call is not None
+            and call.method in (None, "POST")
+            and call.scheme in (None, "http", "https")
+            and "completions" in (call.path or "")
+        )
+
+
+def to_record(
+    line: LogicalLine, text: str, fields: dict[str, Any] | None
+) -> CallRecord:
+    """A matched line as a call record (raw line when its format is unknown)."""
+    call = parse_call(text, fields)
+    record = CallRecord(
+        timestamp=line.timestamp,
+        pod=line.stream.pod,
+        container=line.stream.container,
+        line=truncate(redact_urls(text)),
+    )
+    if call is None:
+        return record
+    return record.model_copy(update=vars(call))
+
+
+def scan_logs(
+    files: Iterable[LogFile],
+    *,
+    include: Sequence[str] = DEFAULT_INCLUDE,
+    rule: Rule = "literal",
+    top_n: int = 5,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    restarts: Mapping[str, int] | None = None,
+    block_size: int = BLOCK_SIZE,
+) -> FilterResult:
+    """Read log files once, streaming, and find the completions calls in [start, end).
+
+    Args:
+        files: the logs to read (see `flows.logfiles` for the formats).
+        include: patterns of the literal rule.
+        rule: `literal` or `extended` (see the module docstring).
+        top_n: how many calls to select (see `TopCalls` for the order).
+        start: keep lines at or after this time (None: no lower bound).
+        end: keep lines before this time (None: no upper bound).
+        restarts: restart counts by `pod/container`, copied into the coverage.
+        block_size: bytes read at a time; the result does not depend on it.
+
+    Returns:
+        Counts, statistics over every matched call, the selected calls, and one
+        coverage record per pod/container/instance. A line without a timestamp of
+        its own takes that of the line before it; lines before the first
+        timestamped line of a log are kept, and a warning counts them.
+
+    Raises:
+        LogFileError: if a file cannot be read.
+    """
+    matcher = Matcher(include, rule)
+    anchor = anchor_for(include, rule)
+    bounds = Bounds(_utc(start), _utc(end))
+    counter, top = CallCounter(), TopCalls(top_n)
+
+    def on_candidate(line: LogicalLine) -> None:
+        text, fields = shown_text(decode(line.content))
+        if matcher.matches(text, fields):
+            record = to_record(line, text, fields)
+            counter.add(record)
+            top.add(record)
+
+    streams: dict[StreamKey, StreamCounts] = {}
+    for log_file in files:
+        scanner = LogScanner(
+            log_file,
+            anchor=anchor,
+            bounds=bounds,
+            on_candidate=on_candidate,
+            block_size=block_size,
+        )
+        for key, counts in scanner.run().items():
+            _merge(streams.setdefault(key, StreamCounts()), counts)
+        logger.info("Read %s (%s)", log_file.path, scanner.layout.value)
+
+    coverage = _coverage(streams, bounds, restarts or {})
+    return FilterResult(
+        rule=rule,
+        include=list(include),
+        lines_read=sum(counts.lines_read for counts in streams.values()),
+        lines_in_window=sum(counts.lines_in_window for counts in streams.values()),
+        matches=counter.total,
+        selected=top.selected(),
+        statistics=counter.statistics(),
+        coverage=coverage,
+        first_timestamp=min((c.earliest for c in coverage if c.earliest), default=None),
+        last_timestamp=max((c.latest for c in coverage if c.latest), default=None),
+        warnings=_warnings(streams, coverage, bounds, top),
+    )
+
+
+def _merge(into: StreamCounts, counts: StreamCounts) -> None:
+    into.lines_read += counts.lines_read
+    into.lines_in_window += counts.lines_in_window
+    into.kept_without_time += counts.kept_without_time
+    for moment in (counts.earliest, counts.latest):
+        if moment is not None:
+            into.saw(moment)
+
+
+def _coverage(
+    streams: Mapping[StreamKey, StreamCounts],
+    bounds: Bounds,
+    restarts: Mapping[str, int],
+) -> list[ContainerCoverage]:
+    """One record per stream; complete when its container's log reaches the start."""
+    first_by_container: dict[tuple[str | None, str | None], datetime | None] = {}
+    for key, counts in streams.items():
+        container = (key.pod, key.container)
+        known = first_by_container.get(container)
+        earliest = counts.earliest
+        if known is not None and (earliest is None or known < earliest):
+            earliest = known
+        first_by_container[container] = earliest
+    records = []
+    for key in sorted(
+        streams, key=lambda k: (k.pod or "", k.container or "", k.previous)
+    ):
+        counts = streams[key]
+        earliest = first_by_container[(key.pod, key.container)]
+        complete = bounds.start is None or (
+            earliest is not None and earliest <= bounds.start + COVERAGE_TOLERANCE
+        )
+        records.append(
+            ContainerCoverage(
+                pod=key.pod,
+                container=key.container,
+                previous=key.previous,
+                restarts=restarts.get(f"{key.pod}/{key.container}", 0),
+                lines_read=counts.lines_read,
+                lines_in_window=counts.lines_in_window,
+                earliest=counts.earliest,
+                latest=counts.latest,
+                complete=complete,
+            )
+        )
+    return records
+
+
+def _warnings(
+    streams: Mapping[StreamKey, StreamCounts],
+    coverage: list[ContainerCoverage],
+    bounds: Bounds,
+    top: TopCalls,
+) -> list[str]:
+    warnings = []
+    for record in coverage:
+        if not record.complete:
+            since = record.earliest.isoformat() if record.earliest else "nothing"
+            instance = " (previous instance)" if record.previous else ""
+            warnings.append(
+                f"coverage incomplete for {record.pod}/{record.container}{instance}: "
+                f"its log starts at {since}, after the window start "
+                f"{bounds.start.isoformat() if bounds.start else ''}; calls before "
+                "that are not in the analysis"
+            )
+    kept = sum(counts.kept_without_time for counts in streams.values())
+    if kept:
+        warnings.append(
+            f"{kept} lines without any timestamp were kept although a window was given"
+        )
+    if top.overflowed:
+        warnings.append(
+            "more distinct calls than could be counted: repeat counts of the selected "
+            "calls may be too low"
+        )
+    return warnings
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
