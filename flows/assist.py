@@ -102,7 +102,7 @@ def tool_specs() -> list[ToolSpec]:
     """The five declared tools, each with the JSON Schema of its input."""
     return [
         ToolSpec(
-            name=name,  # type: ignore[arg-type]
+            name=name,
             description=(model.__doc__ or "").strip(),
             mutating=name in MUTATING_TOOLS,
             input_schema=model.model_json_schema(),
