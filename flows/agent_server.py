@@ -1,0 +1,352 @@
+"""The reference Agent API (`serve-agent`): `/v1/assist` over HTTP, scriptable."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Response, Security
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel, Field
+
+from flows.assist import AssistAnswer, AssistRequest
+
+Analyse = Callable[[AssistRequest], AssistAnswer]
+
+ASSIST_PATH = "/v1/assist"
+
+
+class ScriptedResponse(BaseModel):
+    """One scripted answer to one POST; without a body, a 2xx gets the analyser's."""
+
+    status: int = 200
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    delay_s: float = Field(default=0, ge=0)
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """A request the server received. The token itself is never kept."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    token_matched: bool
+    at: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class AgentState:
+    """What the app shares with the test that drives it."""
+
+    token: str
+    analyse: Analyse | None = None
+    repeat_last: bool = False
+    received: list[ReceivedRequest] = field(default_factory=list)
+    _script: list[ScriptedResponse] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+
+    def set_script(
+        self, responses: Sequence[ScriptedResponse], *, repeat_last: bool = False
+    ) -> None:
+        """Answer the next POSTs with `responses`, in order."""
+        with self._lock:
+            self._script = list(responses)
+            self.repeat_last = repeat_last
+
+    def next_response(self) -> ScriptedResponse | None:
+        with self._lock:
+            if not self._script:
+                return None
+            if self.repeat_last and len(self._script) == 1:
+                return self._script[0]
+            return self._script.pop(0)
+
+    async def pause(self, seconds: float) -> None:
+        # Poll so that stopping the server cuts a long scripted delay short.
+        end = time.monotonic() + seconds
+        while not self._stopping.is_set() and time.monotonic() < end:
+            await asyncio.sleep(min(0.05, max(0.0, end - time.monotonic())))
+
+
+def create_app(state: AgentState) -> FastAPI:
+    """The FastAPI app; its OpenAPI document is generated from the Assist models."""
+    app = FastAPI(
+        title="Agent API (reference)",
+        version="1",
+        description="The /v1/assist contract of orchestrator-completions-agent.",
+    )
+    bearer = HTTPBearer(auto_error=False, description="The Agent API token.")
+
+    @app.post(
+        ASSIST_PATH,
+        response_model=AssistAnswer,
+        dependencies=[Security(bearer)],
+        responses={401: {"description": "Missing or wrong bearer token"}},
+        summary="Analyse completions calls and propose actions",
+    )
+    async def assist(request: AssistRequest) -> Any:
+        scripted = state.next_response()
+        if scripted is None or (scripted.body is None and 200 <= scripted.status < 300):
+            answer = _analyse(state, request)
+            if scripted is None:
+                return answer
+            scripted = scripted.model_copy(update={"body": answer.model_dump_json()})
+        await state.pause(scripted.delay_s)
+        return Response(
+            content=(scripted.body or "").encode("utf-8"),
+            status_code=scripted.status,
+            headers=scripted.headers,
+        )
+
+    app.state.agent = state
+    app.add_middleware(_Gate, state=state)
+    return app
+
+
+def _analyse(state: AgentState, request: AssistRequest) -> AssistAnswer:
+    if state.analyse is not None:
+        return state.analyse(request)
+    from flows.analyser import analyse
+
+    return analyse(request)
+
+
+class _Gate:
+    """Records every POST to /v1/assist and checks the token before the body is parsed.
+
+    Checking here, not in a FastAPI dependency, answers 401 to a caller without a
+    valid token even when its body is invalid too.
+    """
+
+    def __init__(self, app: Any, state: AgentState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != ASSIST_PATH:
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in scope["headers"]
+        }
+        authorization = headers.pop("authorization", "")
+        matched = _token_matches(authorization, self.state.token)
+        if authorization:
+            headers["authorization"] = "[redacted]"
+        self.state.received.append(
+            ReceivedRequest(
+                method=scope["method"],
+                path=scope["path"],
+                headers=headers,
+                body=body,
+                token_matched=matched,
+                at=time.monotonic(),
+            )
+        )
+        if not matched:
+            await _unauthorized(send)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+
+async def _read_body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    sent = False
+
+    async def replay() -> Any:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _token_matches(authorization: str, token: str) -> bool:
+    scheme, _, presented = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        return False
+    return hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
+async def _unauthorized(send: Any) -> None:
+    body = b'{"detail":"missing or invalid bearer token"}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"www-authenticate", b'Bearer error="invalid_token"'),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def load_script(path: Path, scenario: str | None = None) -> list[ScriptedResponse]:
+    """Read scripted responses from JSON: a list, `{"responses": [...]}`, or
+    `{"scenarios": [{"name": ..., "responses": [...]}, ...]}` with `scenario`.
+
+    Raises:
+        ValueError: the file has no such scenario or no responses.
+    """
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(data, dict) and "scenarios" in data:
+        names = [item.get("name") for item in data["scenarios"]]
+        if scenario not in names:
+            raise ValueError(f"{path} has scenarios {names}; pick one with --scenario")
+        data = data["scenarios"][names.index(scenario)]
+    responses = data["responses"] if isinstance(data, dict) else data
+    if not isinstance(responses, list):
+        raise ValueError(f"{path} holds no list of responses")
+    return [ScriptedResponse.model_validate(item) for item in responses]
+
+
+@dataclass
+class BackgroundServer:
+    """A running server: its base URL, what it received, and its script."""
+
+    url: str
+    state: AgentState
+
+    @property
+    def received(self) -> list[ReceivedRequest]:
+        return self.state.received
+
+    def script(
+        self, responses: Sequence[ScriptedResponse | dict[str, Any]], **options: bool
+    ) -> None:
+        self.state.set_script(
+            [ScriptedResponse.model_validate(item) for item in responses], **options
+        )
+
+
+@contextmanager
+def serve_in_background(
+    *,
+    token: str,
+    script: Sequence[ScriptedResponse] = (),
+    analyse: Analyse | None = None,
+    repeat_last: bool = False,
+) -> Iterator[BackgroundServer]:
+    """Run the server on 127.0.0.1 and a free port in a thread, for tests."""
+    state = AgentState(token=token, analyse=analyse)
+    state.set_script(script, repeat_last=repeat_last)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(_config(create_app(state), "127.0.0.1", port))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not server.started:
+        raise RuntimeError("the reference Agent API did not start within 10 s")
+    try:
+        yield BackgroundServer(url=f"http://127.0.0.1:{port}", state=state)
+    finally:
+        state._stopping.set()
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def _config(app: Any, host: str, port: int) -> uvicorn.Config:
+    # No automatic Date header: scripted responses set their own (Retry-After
+    # dates are measured from it).
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        date_header=False,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+    )
+
+
+def run_server(
+    host: str, port: int, token: str, script: Sequence[ScriptedResponse] | None = None
+) -> None:
+    """Serve the reference Agent API until interrupted."""
+    state = AgentState(token=token)
+    state.set_script(script or ())
+    uvicorn.Server(_config(create_app(state), host, port)).run()
+
+
+def serve_main(argv: Sequence[str] | None = None) -> int:
+    """`completions-agent serve-agent`: serve the reference Agent API."""
+    parser = argparse.ArgumentParser(
+        prog="completions-agent serve-agent",
+        description="Serve the reference Agent API: POST /v1/assist answered by the "
+        "built-in analyser, OpenAPI document at /openapi.json.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--token-env",
+        default="AGENTAPI_TOKEN",
+        help="environment variable holding the expected bearer token",
+    )
+    parser.add_argument(
+        "--script", type=Path, help="JSON file of scripted responses (for tests)"
+    )
+    parser.add_argument("--scenario", help="scenario name in a multi-scenario script")
+    args = parser.parse_args(argv)
+    token = os.environ.get(args.token_env, "").strip()
+    if not token:
+        print(
+            f"completions-agent serve-agent: {args.token_env} is not set; it must "
+            "hold the bearer token clients will present",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        script = load_script(args.script, args.scenario) if args.script else None
+    except (OSError, ValueError) as error:
+        print(f"completions-agent serve-agent: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"Serving the reference Agent API on http://{args.host}:{args.port}"
+        f"{ASSIST_PATH} (OpenAPI at /openapi.json)",
+        flush=True,
+    )
+    run_server(args.host, args.port, token, script)
+    return 0

@@ -1,0 +1,466 @@
+"""The post step: configuration checks, Retry-After, the retry loop and the task."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import SecretStr
+
+from flows import agent_api
+from flows.agent_api import (
+    idempotency_key_for,
+    post_assist,
+    post_assist_task,
+    retry_after_seconds,
+)
+from flows.agent_config import AgentApiConfig, load_agent_api_config
+from flows.agent_server import serve_in_background
+from flows.assist import AssistAnswer, AssistRequest, Doctrine, TenantContext
+from flows.build import build_assist_request
+from flows.errors import (
+    AgentApiRejectedError,
+    AgentApiTransientError,
+    ConfigurationError,
+)
+from flows.records import CallRecord, CallStatistics, FilterResult, ScrapeResult
+from flows.window import window_ending_at
+
+TOKEN = "tok-Q8w2Zr5Xk1Lm9Pv3Ny7Ta4Hs6Jd0Fb"
+SLOT_END = datetime(2026, 3, 10, 13, tzinfo=UTC)
+
+
+class FakeClock:
+    """Records the waits instead of sleeping; time moves on by what was waited."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self._offset = 0.0
+
+    def now(self) -> float:
+        return time.monotonic() + self._offset
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(round(seconds, 3))
+        self._offset += seconds
+
+
+def sample_request(
+    *, lines: list[str] | None = None, end: datetime = SLOT_END
+) -> AssistRequest:
+    """A realistic request for one slot of dealershipai/orchestrator."""
+    lines = lines or [
+        "2026-03-10T12:00:01Z INFO httpx HTTP Request: POST "
+        'https://api.openai.com/v1/chat/completions "HTTP/1.1 429 Too Many Requests"',
+        "2026-03-10T12:00:03Z INFO httpx HTTP Request: POST "
+        'https://api.openai.com/v1/chat/completions "HTTP/1.1 200 OK"',
+    ]
+    selected = [
+        CallRecord(
+            line=line,
+            pod="orchestrator-7d9f8b6c5-x2x4z",
+            container="orchestrator",
+            method="POST",
+            scheme="https",
+            host="api.openai.com",
+            path="/v1/chat/completions",
+            status=429 if "429" in line else 200,
+        )
+        for line in lines
+    ]
+    errors = sum(1 for call in selected if call.status and call.status >= 400)
+    scan = FilterResult(
+        rule="literal",
+        include=["POST https", "completions"],
+        lines_read=1200,
+        lines_in_window=1100,
+        matches=len(selected),
+        selected=selected,
+        statistics=CallStatistics(
+            total=len(selected),
+            by_status={"429": errors, "200": len(selected) - errors},
+            errors=errors,
+            error_rate=errors / len(selected),
+        ),
+    )
+    scrape = ScrapeResult(
+        source="cluster", files=[], namespace="dealershipai", deployment="orchestrator"
+    )
+    return build_assist_request(
+        scrape=scrape,
+        scan=scan,
+        window=window_ending_at(end, 24),
+        tenant=TenantContext(),
+        doctrine=Doctrine(),
+    )
+
+
+def fixed_analyse(request: AssistRequest) -> AssistAnswer:
+    """A stand-in analyser whose answer names the session it answered."""
+    return AssistAnswer(summary=f"analysed {request.session_id}", error_count=1)
+
+
+def config_for(url: str, **overrides: float | int) -> AgentApiConfig:
+    values: dict[str, float | int] = {
+        "max_attempts": 4,
+        "read_timeout_s": 2.0,
+        "connect_timeout_s": 1.0,
+    }
+    values.update(overrides)
+    return AgentApiConfig(
+        base_url=url,
+        token=SecretStr(TOKEN),
+        token_source="the AGENTAPI_TOKEN environment variable",
+        **values,  # type: ignore[arg-type]
+    )
+
+
+# --- configuration -------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in (
+        "AGENTAPI_BASE",
+        "AGENTAPI_TOKEN",
+        "AGENTAPI_TIMEOUT_MS",
+        "AGENTAPI_ALLOW_INSECURE_HTTP",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_no_base_url_means_no_agent_api(clean_env: pytest.MonkeyPatch) -> None:
+    assert load_agent_api_config(None, None) is None
+
+
+def test_config_from_env_strips_the_token_and_reads_the_timeout(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("AGENTAPI_BASE", "https://agent-api.example.internal/")
+    clean_env.setenv("AGENTAPI_TOKEN", f"  {TOKEN}\n")
+    clean_env.setenv("AGENTAPI_TIMEOUT_MS", "2500")
+
+    config = load_agent_api_config(None, None)
+
+    assert config is not None
+    assert config.base_url == "https://agent-api.example.internal"
+    assert config.assist_url == "https://agent-api.example.internal/v1/assist"
+    assert config.token.get_secret_value() == TOKEN
+    assert config.read_timeout_s == 2.5
+    assert TOKEN not in repr(config)
+    assert TOKEN not in str(config)
+    assert TOKEN not in config.model_dump_json()
+
+
+def test_default_read_timeout_is_ten_seconds(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("AGENTAPI_TOKEN", TOKEN)
+    config = load_agent_api_config("https://agent.example", None)
+    assert config is not None and config.read_timeout_s == 10.0
+
+
+@pytest.mark.parametrize("token", ["", "   ", "\n", " \t\n "])
+def test_an_empty_token_is_refused(clean_env: pytest.MonkeyPatch, token: str) -> None:
+    clean_env.setenv("AGENTAPI_TOKEN", token)
+    with pytest.raises(
+        ConfigurationError, match="token from the AGENTAPI_TOKEN .* empty"
+    ):
+        load_agent_api_config("https://agent.example", None)
+
+
+def test_a_missing_token_names_both_sources(clean_env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigurationError, match="set AGENTAPI_TOKEN.*agentapi-cred"):
+        load_agent_api_config("https://agent.example", None)
+
+
+def test_a_token_with_the_bearer_prefix_is_refused(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("AGENTAPI_TOKEN", f"Bearer {TOKEN}")
+    with pytest.raises(ConfigurationError, match="without 'Bearer '") as caught:
+        load_agent_api_config("https://agent.example", None)
+    assert TOKEN not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("base", "message"),
+    [
+        ("agent.example", "not an absolute http"),
+        ("ftp://agent.example", "not an absolute http"),
+        ("https://user:pw@agent.example", "must not carry credentials"),
+        ("https://agent.example/?x=1", "query or fragment"),
+        ("http://agent.example", "plain http to a remote host"),
+        ("http://10.0.0.7:8080", "plain http to a remote host"),
+    ],
+)
+def test_bad_base_urls_are_refused(
+    clean_env: pytest.MonkeyPatch, base: str, message: str
+) -> None:
+    clean_env.setenv("AGENTAPI_TOKEN", TOKEN)
+    with pytest.raises(ConfigurationError, match=message):
+        load_agent_api_config(base, None)
+
+
+@pytest.mark.parametrize(
+    "base", ["http://127.0.0.1:8765", "http://localhost:8765", "http://[::1]:8765"]
+)
+def test_plain_http_to_loopback_is_allowed(
+    clean_env: pytest.MonkeyPatch, base: str
+) -> None:
+    clean_env.setenv("AGENTAPI_TOKEN", TOKEN)
+    config = load_agent_api_config(base, None)
+    assert config is not None and config.base_url == base
+
+
+def test_plain_http_to_a_remote_host_when_explicitly_allowed(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("AGENTAPI_TOKEN", TOKEN)
+    clean_env.setenv("AGENTAPI_ALLOW_INSECURE_HTTP", "true")
+    config = load_agent_api_config("http://agent-api.agents.svc:8080", None)
+    assert config is not None and config.allow_insecure_http
+
+
+@pytest.mark.parametrize("no_proxy", ["[::1]", "fd00::/8", "localhost,[fd00::1]"])
+def test_ipv6_no_proxy_entries_are_a_configuration_error(
+    clean_env: pytest.MonkeyPatch, no_proxy: str
+) -> None:
+    clean_env.setenv("AGENTAPI_TOKEN", TOKEN)
+    clean_env.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    clean_env.setenv("NO_PROXY", no_proxy)
+    with pytest.raises(ConfigurationError, match="NO_PROXY entry .* httpx cannot use"):
+        load_agent_api_config("https://agent.example", None)
+
+
+def test_a_cidr_no_proxy_entry_covering_the_agent_api_is_an_error(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("AGENTAPI_TOKEN", TOKEN)
+    clean_env.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    clean_env.setenv("NO_PROXY", "10.0.0.0/8")
+    with pytest.raises(ConfigurationError, match="CIDR range, which httpx ignores"):
+        load_agent_api_config("https://10.1.2.3", None)
+
+
+def test_a_bare_ipv6_no_proxy_entry_works(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("AGENTAPI_TOKEN", TOKEN)
+    clean_env.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    clean_env.setenv("NO_PROXY", "localhost,::1,.svc")
+    assert load_agent_api_config("https://agent.example", None) is not None
+
+
+def test_a_proxy_httpx_cannot_use_is_reported(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("AGENTAPI_TOKEN", TOKEN)
+    clean_env.setenv("HTTPS_PROXY", "socks5://user:s3cretpw@proxy.example:1080")
+    with pytest.raises(
+        ConfigurationError, match="HTTPS_PROXY.*cannot be used"
+    ) as caught:
+        load_agent_api_config("https://agent.example", None)
+    assert "s3cretpw" not in str(caught.value)
+
+
+def test_a_bad_timeout_is_refused(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("AGENTAPI_TOKEN", TOKEN)
+    clean_env.setenv("AGENTAPI_TIMEOUT_MS", "ten seconds")
+    with pytest.raises(ConfigurationError, match="AGENTAPI_TIMEOUT_MS='ten seconds'"):
+        load_agent_api_config("https://agent.example", None)
+
+
+@pytest.mark.slow
+def test_token_from_a_secret_block_is_stripped(
+    prefect_server: None, clean_env: pytest.MonkeyPatch
+) -> None:
+    from prefect.blocks.system import Secret
+
+    Secret(value=f"{TOKEN}\n").save("agentapi-cred-test", overwrite=True, _sync=True)  # type: ignore[call-arg]
+
+    config = load_agent_api_config("https://agent.example", "agentapi-cred-test")
+
+    assert config is not None
+    assert config.token.get_secret_value() == TOKEN
+    assert config.token_source == "the Prefect Secret block 'agentapi-cred-test'"
+
+
+@pytest.mark.slow
+def test_a_missing_secret_block_is_a_configuration_error(
+    prefect_server: None, clean_env: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(
+        ConfigurationError, match="cannot load the Prefect Secret block"
+    ):
+        load_agent_api_config("https://agent.example", "no-such-block")
+
+
+# --- Retry-After and the key ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "date", "expected"),
+    [
+        ("7", None, 7.0),
+        (" 0 ", None, 0.0),
+        ("1.5", None, 1.5),
+        ("Tue, 10 Mar 2026 13:02:00 GMT", "Tue, 10 Mar 2026 13:01:30 GMT", 30.0),
+        ("Tue, 10 Mar 2026 13:01:00 GMT", "Tue, 10 Mar 2026 13:01:30 GMT", 0.0),
+        ("soon", None, None),
+        ("-5", None, None),
+        ("nan", None, None),
+        ("", None, None),
+        (None, None, None),
+    ],
+)
+def test_retry_after_values(
+    value: str | None, date: str | None, expected: float | None
+) -> None:
+    assert retry_after_seconds(value, date=date) == expected
+
+
+def test_retry_after_date_without_a_date_header_uses_now() -> None:
+    now = datetime(2026, 3, 10, 13, 0, 0, tzinfo=UTC)
+    assert retry_after_seconds("Tue, 10 Mar 2026 13:00:45 GMT", now=now) == 45.0
+
+
+def test_idempotency_key_is_stable_per_slot() -> None:
+    first = sample_request()
+    rerun = sample_request(lines=["2026-03-10T12:30:00Z another line"])
+    other_slot = sample_request(end=datetime(2026, 3, 17, 13, tzinfo=UTC))
+
+    assert first.session_id == rerun.session_id
+    assert idempotency_key_for(first.session_id) == idempotency_key_for(
+        rerun.session_id
+    )
+    assert idempotency_key_for(first.session_id) != idempotency_key_for(
+        other_slot.session_id
+    )
+    assert idempotency_key_for(first.session_id).startswith("assist-")
+
+
+# --- posting over HTTP ---------------------------------------------------------
+
+
+def test_post_sends_the_contract_headers_and_body() -> None:
+    request = sample_request()
+    with serve_in_background(token=TOKEN, analyse=fixed_analyse) as server:
+        answer = post_assist(
+            request, config_for(server.url), idempotency_key="assist-k1"
+        )
+
+    assert answer.summary == f"analysed {request.session_id}"
+    (received,) = server.received
+    assert received.token_matched
+    assert received.headers["idempotency-key"] == "assist-k1"
+    assert received.headers["content-type"] == "application/json"
+    assert received.json() == request.model_dump(mode="json")
+
+
+def test_post_logs_one_line_per_attempt_without_the_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+    with serve_in_background(token=TOKEN, analyse=fixed_analyse) as server:
+        server.script([{"status": 503}, {"status": 200}])
+        post_assist(
+            sample_request(),
+            config_for(server.url),
+            idempotency_key="k",
+            clock=clock,
+            jitter=lambda: 0.0,
+        )
+
+    posts = [r.getMessage() for r in caplog.records if "-> HTTP" in r.getMessage()]
+    assert [post.split(" in ")[0] for post in posts] == [
+        f"POST {server.url}/v1/assist -> HTTP 503",
+        f"POST {server.url}/v1/assist -> HTTP 200",
+    ]
+    assert "retrying in 0.50 s" in caplog.text
+    assert clock.waits == [0.5]
+    assert TOKEN not in caplog.text
+
+
+def test_the_token_is_never_sent_elsewhere_on_a_redirect() -> None:
+    with serve_in_background(token=TOKEN) as server:
+        server.script(
+            [{"status": 307, "headers": {"location": "https://elsewhere.example/x"}}]
+        )
+        with pytest.raises(AgentApiRejectedError, match="redirects are not followed"):
+            post_assist(sample_request(), config_for(server.url), idempotency_key="k")
+    assert len(server.received) == 1
+
+
+# --- the Prefect task ----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_task_does_not_add_prefect_retries(
+    prefect_server: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop inside the task is the only retry: 3 attempts, not 3 x Prefect's."""
+    from prefect import flow
+
+    clock = FakeClock()
+    monkeypatch.setattr(agent_api, "DEFAULT_CLOCK", clock)
+    request = sample_request()
+
+    @flow
+    async def post_only(base: str) -> AssistAnswer:
+        return await post_assist_task(request, config_for(base, max_attempts=3))
+
+    with serve_in_background(token=TOKEN, repeat_last=True) as server:
+        server.script([{"status": 503, "body": "<html>down</html>"}], repeat_last=True)
+        with pytest.raises(AgentApiTransientError) as caught:
+            asyncio.run(post_only(server.url))
+
+    assert len(server.received) == 3
+    assert caught.value.status == 503
+    assert len(clock.waits) == 2
+    keys = {r.headers["idempotency-key"] for r in server.received}
+    assert keys == {idempotency_key_for(request.session_id)}
+
+
+@pytest.mark.slow
+def test_the_task_returns_the_answer_from_a_sync_flow_too(
+    prefect_server: None,
+) -> None:
+    from prefect import flow
+
+    request = sample_request()
+
+    @flow
+    def post_from_sync_flow(base: str) -> AssistAnswer:
+        return asyncio.run(post_assist_task(request, config_for(base)))
+
+    with serve_in_background(token=TOKEN, analyse=fixed_analyse) as server:
+        answer = post_from_sync_flow(server.url)
+
+    assert answer.summary == f"analysed {request.session_id}"
+    assert len(server.received) == 1
+
+
+def test_connection_refused_is_retried_then_reported() -> None:
+    clock = FakeClock()
+    with serve_in_background(token=TOKEN) as server:
+        url = server.url
+    # The server is stopped: nothing listens on its port any more.
+    with pytest.raises(AgentApiTransientError, match="failed to connect") as caught:
+        post_assist(
+            sample_request(),
+            config_for(url, max_attempts=3),
+            idempotency_key="k",
+            clock=clock,
+            jitter=lambda: 1.0,
+        )
+    assert clock.waits == [1.0, 2.0]
+    assert "Gave up after 3 attempt(s)" in str(caught.value)
+    assert caught.value.status is None
