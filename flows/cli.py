@@ -116,8 +116,8 @@ def scan_main(argv: list[str]) -> int:
     _filter_options(parser)
     args = parser.parse_args(argv)
 
+    from flows.local_files import scrape_files
     from flows.matching import DEFAULT_INCLUDE, scan_logs
-    from flows.scrape import scrape_files
 
     with _stdin_spooled(args.files) as paths:
         try:

@@ -10,34 +10,9 @@ from prefect.states import State
 from prefect.tasks import Task
 
 from flows.errors import ConfigurationError, LogFileError
-from flows.records import LogFile, ScrapeResult
+from flows.local_files import scrape_files
+from flows.records import ScrapeResult
 from flows.window import Window
-
-
-def scrape_files(paths: list[str]) -> ScrapeResult:
-    """Point the filter at the user's files.
-
-    Raises:
-        LogFileError: a file does not exist or is not readable.
-    """
-    files: list[LogFile] = []
-    for name in paths:
-        path = Path(name)
-        if not path.is_file():
-            raise LogFileError(
-                f"log file {name!r} does not exist or is not a regular file; "
-                "pass files printed by `kubectl logs` (plain, --timestamps or "
-                "--prefix)"
-            )
-        try:
-            with path.open("rb"):
-                pass
-        except OSError as exc:
-            raise LogFileError(
-                f"cannot read log file {name!r}: {exc.strerror}"
-            ) from exc
-        files.append(LogFile(path=path.resolve()))
-    return ScrapeResult(source="files", files=files)
 
 
 async def scrape_cluster(
