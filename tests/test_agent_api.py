@@ -174,13 +174,13 @@ def test_default_read_timeout_is_ten_seconds(clean_env: pytest.MonkeyPatch) -> N
 def test_an_empty_token_is_refused(clean_env: pytest.MonkeyPatch, token: str) -> None:
     clean_env.setenv("AGENTAPI_TOKEN", token)
     with pytest.raises(
-        ConfigurationError, match="token from the AGENTAPI_TOKEN .* empty"
+        ConfigurationError, match=r"token from the AGENTAPI_TOKEN .* empty"
     ):
         load_agent_api_config("https://agent.example", None)
 
 
 def test_a_missing_token_names_both_sources(clean_env: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ConfigurationError, match="set AGENTAPI_TOKEN.*agentapi-cred"):
+    with pytest.raises(ConfigurationError, match=r"set AGENTAPI_TOKEN.*agentapi-cred"):
         load_agent_api_config("https://agent.example", None)
 
 
@@ -239,7 +239,7 @@ def test_ipv6_no_proxy_entries_are_a_configuration_error(
     clean_env.setenv("AGENTAPI_TOKEN", TOKEN)
     clean_env.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     clean_env.setenv("NO_PROXY", no_proxy)
-    with pytest.raises(ConfigurationError, match="NO_PROXY entry .* httpx cannot use"):
+    with pytest.raises(ConfigurationError, match=r"NO_PROXY entry .* httpx cannot use"):
         load_agent_api_config("https://agent.example", None)
 
 
@@ -264,7 +264,7 @@ def test_a_proxy_httpx_cannot_use_is_reported(clean_env: pytest.MonkeyPatch) -> 
     clean_env.setenv("AGENTAPI_TOKEN", TOKEN)
     clean_env.setenv("HTTPS_PROXY", "socks5://user:s3cretpw@proxy.example:1080")
     with pytest.raises(
-        ConfigurationError, match="HTTPS_PROXY.*cannot be used"
+        ConfigurationError, match=r"HTTPS_PROXY.*cannot be used"
     ) as caught:
         load_agent_api_config("https://agent.example", None)
     assert "s3cretpw" not in str(caught.value)
