@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -29,9 +28,11 @@ from prefect.blocks.abstract import NotificationBlock
 from prefect.blocks.core import Block
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, State
+from prefect.context import FlowRunContext
 from prefect.utilities.urls import url_for
 
 from flows.errors import ConfigurationError
+from flows.redaction import Redactor
 from flows.window import window_ending_at
 
 logger = logging.getLogger(__name__)
@@ -39,39 +40,38 @@ logger = logging.getLogger(__name__)
 NOTIFICATION_BLOCK_ENV = "COMPLETIONS_AGENT_NOTIFICATION_BLOCK"
 TOKEN_ENV = "AGENTAPI_TOKEN"
 
-# Credentials that an exception message could carry by accident: a bearer header,
-# an OpenAI-style key, a key in a query string.
-_SECRET_PATTERNS = (
-    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"),
-    re.compile(r"(?i)\b(?:(?:api|subscription)[-_]?)?(?:key|token)=[^&\s]+"),
-)
-
-
 def scrub_secrets(text: str) -> str:
-    """Replace the Agent API token and anything shaped like a credential.
+    """Remove the Agent API token, credentials and personal data from free text.
 
-    Messages are built to be token-free; this is the last guard before a
-    message leaves the cluster.
+    Messages and tiles are built from token-free, redacted material; this is the
+    last guard before text leaves the cluster, e.g. an exception that quoted a
+    header, or a summary that echoed an address.
 
     Args:
         text: Free text about to be sent to a person or a dashboard.
 
     Returns:
-        The text with credentials replaced by `[secure]`.
+        The text with the token as `[secure]` and everything else the log
+        redaction recognises as a placeholder.
     """
     token = os.environ.get(TOKEN_ENV, "").strip()
     if token:
         text = text.replace(token, "[secure]")
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub("[secure]", text)
-    return text
+    return Redactor.for_run().redact(text)
 
 
 def flow_run_url(flow_run_id: UUID | str) -> str:
     """The UI link of a flow run, or its id when `PREFECT_UI_URL` is not set."""
     url = url_for("flow-run", obj_id=str(flow_run_id))
     return url or f"flow run {flow_run_id} (set PREFECT_UI_URL for a link)"
+
+
+def current_run_url() -> str | None:
+    """The UI link of the flow run this code runs in, if any."""
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return None
+    return flow_run_url(context.flow_run.id)
 
 
 def slot_of(flow_run: FlowRun) -> str:

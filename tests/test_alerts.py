@@ -150,16 +150,20 @@ def test_the_slot_follows_the_flow_parameters_like_the_flow_does():
     )
 
 
-def test_the_message_never_carries_a_credential(token):
+def test_the_message_never_carries_a_credential_or_personal_data(token):
     state = State(
         type="FAILED",
         name="Failed",
-        message=f"401 with key=abc123&x=1, sk-live0123456789 and {token}",
+        message=(
+            f"401 with key=abc123&x=1, sk-proj-0123456789abcdefXYZ, {token}, "
+            "for ops@dealership.example"
+        ),
     )
 
     subject, body = failure_message(_flow_run(), state)
 
-    assert token not in body and "abc123" not in body and "sk-live" not in body
-    assert body.count("[secure]") == 3
-    assert scrub_secrets("Bearer eyJhbGciOi.x.y") == "[secure]"
+    for secret in (token, "abc123", "sk-proj-0123", "ops@dealership.example"):
+        assert secret not in body
+    assert "[secure]" in body and "<email:" in body and "<api_key:" in body
+    assert scrub_secrets("Bearer eyJhbGciOi.x.y").startswith("Bearer <bearer:")
     assert subject == "brisk-heron: Failed (2026-03-16T13:00:00Z/2026-03-17T13:00:00Z)"
