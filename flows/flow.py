@@ -277,7 +277,10 @@ def _window(
         )
     actual_start = datetime.now(UTC)
     scheduled = runtime_flow_run.scheduled_start_time
-    end = window_end or (scheduled if scheduled else actual_start)
+    if scheduled is not None:
+        # prefect.runtime may hand a Pendulum datetime; the window uses stdlib ones.
+        scheduled = datetime.fromisoformat(scheduled.isoformat())
+    end = window_end or scheduled or actual_start
     return window_ending_at(end, hours, actual_start=actual_start)
 
 

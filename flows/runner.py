@@ -7,8 +7,10 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from prefect.artifacts import Artifact
+from prefect.client.schemas.objects import State
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME
 
 from flows.assist import AssistRequest, TenantContext
@@ -29,27 +31,7 @@ def run_flow_and_report(args: argparse.Namespace, log_files: list[str] | None) -
     """
     if not args.traceback:
         _hide_tracebacks_on_console()
-    state = asyncio.run(
-        orchestrator_completions_agent(  # type: ignore[call-overload]
-            namespace=args.namespace,
-            deployment=args.deployment,
-            container=args.container,
-            window_hours=args.window_hours,
-            window_end=args.window_end,
-            include=args.include or list(DEFAULT_INCLUDE),
-            rule=args.rule,
-            top_n=args.top_n,
-            tenant=TenantContext(tenant_id=args.tenant_id),
-            agent_api_base=args.agent_api_base,
-            agent_api_token_block=args.token_block,
-            kubernetes_credentials_block=args.kubernetes_credentials_block,
-            log_files=log_files,
-            since=args.since,
-            until=args.until,
-            dry_run=args.dry_run,
-            return_state=True,
-        )
-    )
+    state = asyncio.run(_run_flow(args, log_files))
     if not state.is_completed():
         error = state.result(raise_on_failure=False)
         if isinstance(error, CompletionsAgentError):
@@ -68,6 +50,30 @@ def run_flow_and_report(args: argparse.Namespace, log_files: list[str] | None) -
     return 0
 
 
+async def _run_flow(
+    args: argparse.Namespace, log_files: list[str] | None
+) -> State[Any]:
+    return await orchestrator_completions_agent(
+        namespace=args.namespace,
+        deployment=args.deployment,
+        container=args.container,
+        window_hours=args.window_hours,
+        window_end=args.window_end,
+        include=args.include or list(DEFAULT_INCLUDE),
+        rule=args.rule,
+        top_n=args.top_n,
+        tenant=TenantContext(tenant_id=args.tenant_id),
+        agent_api_base=args.agent_api_base,
+        agent_api_token_block=args.token_block,
+        kubernetes_credentials_block=args.kubernetes_credentials_block,
+        log_files=log_files,
+        since=args.since,
+        until=args.until,
+        dry_run=args.dry_run,
+        return_state=True,
+    )
+
+
 async def _read_artifact(key: str) -> str:
     artifact = await Artifact.aget(key)
     if artifact is None or not isinstance(artifact.data, str):
@@ -78,7 +84,12 @@ async def _read_artifact(key: str) -> str:
 def _print_where(key: str) -> None:
     prefect = Path(sys.executable).with_name("prefect")
     command = str(prefect) if prefect.exists() else "prefect"
-    where = PREFECT_API_URL.value() or f"the local Prefect home {PREFECT_HOME.value()}"
+    api_url = PREFECT_API_URL.value()
+    if not api_url:
+        # A second local server on the same database: its telemetry writes collide
+        # with the first one's and print errors offline.
+        command = f"PREFECT_SERVER_ANALYTICS_ENABLED=false {command}"
+    where = api_url or f"the local Prefect home {PREFECT_HOME.value()}"
     print(
         f"Artifacts recorded in {where}: {key} and, beside it, the -actions and "
         f"-answer keys.\nList them with:   {command} artifact ls\n"
