@@ -797,6 +797,33 @@ def test_client_from_a_credentials_block_object(
     assert result.files[0].path.read_bytes() == with_stamps(lines)
 
 
+@pytest.mark.slow
+def test_client_from_a_saved_credentials_block_by_name(
+    prefect_server: None, cluster: FakeCluster, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    with serve(cluster) as url:
+        config = KubernetesClusterConfig.from_file(
+            write_kubeconfig(tmp_path / "kc", url)
+        )
+
+        async def run() -> str:
+            await KubernetesCredentials(cluster_config=config).save(
+                "orchestrator-logs-test", overwrite=True
+            )
+            async with kubernetes_api_client("orchestrator-logs-test") as api_client:
+                return str(api_client.configuration.host)
+
+        assert asyncio.run(run()) == url
+
+        async def missing() -> None:
+            async with kubernetes_api_client("no-such-block"):
+                pass
+
+        with pytest.raises(ConfigurationError, match="'no-such-block'"):
+            asyncio.run(missing())
+
+
 def test_missing_kubeconfig_is_a_configuration_error(
     tmp_path: Path, monkeypatch
 ) -> None:
