@@ -24,10 +24,11 @@ straddles a bound is read line by line.
 
 from __future__ import annotations
 
+import mmap
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 
@@ -87,13 +88,45 @@ class StreamCounts:
         self.last_time = moment
 
 
-@dataclass(frozen=True)
 class LogicalLine:
-    """One logical log line: runtime prefix removed, split records rejoined."""
+    """One logical log line: runtime prefix removed, split records rejoined.
 
-    stream: StreamKey
-    timestamp: datetime | None
-    content: bytes
+    `stamp` is the runtime timestamp as written; it is parsed only when asked for.
+    """
+
+    __slots__ = ("content", "stamp", "stream", "timestamp")
+
+    def __init__(
+        self,
+        stream: StreamKey,
+        timestamp: datetime | None,
+        content: bytes,
+        stamp: bytes | None = None,
+    ) -> None:
+        self.stream = stream
+        self.timestamp = timestamp
+        self.content = content
+        self.stamp = stamp
+
+    @property
+    def moment(self) -> datetime | None:
+        """The line's time (its own, or inherited from the line before)."""
+        if self.timestamp is None and self.stamp is not None:
+            self.timestamp = parse_rfc3339(self.stamp)
+        return self.timestamp
+
+    @property
+    def hour(self) -> str | None:
+        """The UTC hour of the line, like `2026-03-10T08:00Z`."""
+        if self.timestamp is None and self.stamp and self.stamp.endswith(b"Z"):
+            return f"{self.stamp[:13].decode('ascii')}:00Z"
+        moment = self.moment
+        return hour_of(moment) if moment else None
+
+
+def hour_of(moment: datetime) -> str:
+    """The UTC hour of a time, like `2026-03-10T08:00Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:00Z")
 
 
 @dataclass(frozen=True)
@@ -135,17 +168,43 @@ class _Pending:
 def read_blocks(path: Path, block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
     """Yield chunks of whole lines (each ends with `\\n`) from a file.
 
+    A regular file is memory-mapped, so each block is copied once; anything else
+    (a pipe, an empty file) is read.
+
     Raises:
         LogFileError: if the file cannot be opened or read.
     """
     try:
         with path.open("rb") as handle:
-            yield from _blocks(handle.read, block_size)
+            try:
+                view = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):  # empty, or not a regular file
+                yield from _blocks(handle.read, block_size)
+                return
+            with view:
+                yield from _mapped_blocks(view, block_size)
     except OSError as error:
         raise LogFileError(
             f"cannot read log file {path}: {error.strerror or error}; "
             "check the path and its permissions"
         ) from error
+
+
+def _mapped_blocks(view: mmap.mmap, block_size: int) -> Iterator[bytes]:
+    position, size = 0, len(view)
+    while position < size:
+        limit = min(position + block_size, size)
+        end = view.rfind(b"\n", position, limit) + 1
+        if end <= position:  # no newline in a whole block: one long line
+            newline = view.find(b"\n", limit)
+            end = size if newline < 0 else newline + 1
+            if end - position > MAX_LINE_BYTES:
+                yield view[position : position + MAX_LINE_BYTES] + b"\n"
+                position = end
+                continue
+        block = view[position:end]
+        position = end
+        yield block if block.endswith(b"\n") else block + b"\n"
 
 
 def _blocks(read: Callable[[int], bytes], block_size: int) -> Iterator[bytes]:

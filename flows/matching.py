@@ -20,12 +20,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from flows.calls import is_retry_line, parse_call, redact_urls
+from flows.calls import ParsedCall, is_retry_line, parse_call, redact_urls
+from flows.calls import _httpx as _httpx_call
 from flows.logfiles import BLOCK_SIZE, Bounds, LogicalLine, StreamCounts, StreamKey
-from flows.logscan import LogScanner
+from flows.logscan import CandidateBatch, LogScanner
 from flows.logtext import decode, shown_text, truncate
 from flows.records import CallRecord, ContainerCoverage, FilterResult, LogFile
-from flows.stats import CallCounter, TopCalls
+from flows.stats import CallCounter, TopCalls, severity
 
 logger = logging.getLogger(__name__)
 
@@ -79,12 +80,7 @@ class Matcher:
                 is_retry_line(text)
             )
         call = parse_call(text, fields)
-        return (
-            call is not None
-            and call.method in (None, "POST")
-            and call.scheme in (None, "http", "https")
-            and "completions" in (call.path or "")
-        )
+        return call is not None and _is_completions_call(call)
 
 
 def to_record(
@@ -93,7 +89,7 @@ def to_record(
     """A matched line as a call record (raw line when its format is unknown)."""
     call = parse_call(text, fields)
     record = CallRecord(
-        timestamp=line.timestamp,
+        timestamp=line.moment,
         pod=line.stream.pod,
         container=line.stream.container,
         line=truncate(redact_urls(text)),
@@ -101,6 +97,132 @@ def to_record(
     if call is None:
         return record
     return record.model_copy(update=vars(call))
+
+
+class _Collector:
+    """Receives candidate lines: decides, parses, counts and ranks them.
+
+    Most matched lines are httpx lines whose call part (from `HTTP Request:` on)
+    repeats; those take a fast lane that parses each distinct call part once.
+    Every other line takes the general lane; both give the same records.
+    """
+
+    _CACHE_LIMIT = 10_000
+
+    def __init__(self, matcher: Matcher, top_n: int) -> None:
+        self.matcher = matcher
+        self.counter = CallCounter()
+        self.top = TopCalls(top_n)
+        self._known: dict[bytes, _KnownCall | None] = {}
+
+    def line(self, line: LogicalLine) -> None:
+        """One candidate line: the general lane."""
+        self._general(line)
+
+    def batch(self, batch: CandidateBatch) -> None:
+        """The candidates of one block, grouped by their httpx call part."""
+        block, find = batch.block, batch.block.find
+        groups: dict[bytes, list[int]] = {}
+        for index, (start, end) in enumerate(batch.spans):
+            at = find(b"HTTP Request: ", start, end)
+            if at < 0 or find(b"etrying", start, end) >= 0:
+                self._general(batch.line(index))
+                continue
+            part = block[at:end]
+            group = groups.get(part)
+            if group is None:
+                groups[part] = [index]
+            else:
+                group.append(index)
+        for part, indexes in groups.items():
+            known = self._known.get(part) or self._learn(part)
+            if known is None or not known.fits(self.matcher):
+                for index in indexes:
+                    self._general(batch.line(index))
+            elif known.wanted:
+                self._count(batch, known, indexes)
+
+    def _count(
+        self, batch: CandidateBatch, known: _KnownCall, indexes: list[int]
+    ) -> None:
+        call, stream = known.call, batch.stream
+        if batch.hour is not None:
+            self.counter.count(
+                call.status, call.host, call.path, stream.pod, batch.hour, len(indexes)
+            )
+        else:
+            for index in indexes:
+                hour = batch.line(index).hour
+                self.counter.count(call.status, call.host, call.path, stream.pod, hour)
+        latest = batch.line(indexes[-1])
+        self.top.offer(
+            (stream.pod, stream.container, *known.identity),
+            known.level,
+            lambda: latest.moment,
+            lambda: to_record(latest, *shown_text(decode(latest.content))),
+            len(indexes),
+        )
+
+    def _learn(self, part: bytes) -> _KnownCall | None:
+        if part in self._known:
+            return None
+        if len(self._known) >= self._CACHE_LIMIT:
+            self._known.clear()
+        call = _httpx_call(decode(part))
+        # A part ending in "}" may close a JSON record: those lines are parsed whole.
+        known = None
+        if call is not None and not part.rstrip().endswith(b"}"):
+            known = _KnownCall(call, part, self.matcher)
+        self._known[part] = known
+        return known
+
+    def _general(self, line: LogicalLine) -> None:
+        text, fields = shown_text(decode(line.content))
+        if self.matcher.matches(text, fields):
+            record = to_record(line, text, fields)
+            self.counter.add(record)
+            self.top.add(record)
+
+
+class _KnownCall:
+    """A parsed httpx call part, with what counting and ranking need from it.
+
+    `wanted` says whether every line holding this part is a match: the part holds
+    every literal pattern (then so does the line), or it is a completions call.
+    """
+
+    __slots__ = ("call", "identity", "level", "rule", "wanted")
+
+    def __init__(self, call: ParsedCall, part: bytes, matcher: Matcher) -> None:
+        self.call = call
+        self.rule = matcher.rule
+        if matcher.rule == "literal":
+            text = decode(part)
+            self.wanted = all(pattern in text for pattern in matcher.include)
+        else:
+            self.wanted = _is_completions_call(call)
+        self.identity = (
+            call.method,
+            call.scheme,
+            call.host,
+            call.path,
+            call.http_version,
+            call.status,
+            call.reason,
+        )
+        self.level = severity(call.status)
+
+    def fits(self, matcher: Matcher) -> bool:
+        """False when the decision needs the whole line (a pattern outside the part)."""
+        return self.rule != "literal" or self.wanted
+
+
+def _is_completions_call(call: ParsedCall) -> bool:
+    return (
+        call.method in (None, "POST")
+        and call.scheme in (None, "http", "https")
+        and "completions" in (call.path or "")
+    )
 
 
 def scan_logs(
@@ -138,22 +260,14 @@ def scan_logs(
     matcher = Matcher(include, rule)
     anchor = anchor_for(include, rule)
     bounds = Bounds(_utc(start), _utc(end))
-    counter, top = CallCounter(), TopCalls(top_n)
-
-    def on_candidate(line: LogicalLine) -> None:
-        text, fields = shown_text(decode(line.content))
-        if matcher.matches(text, fields):
-            record = to_record(line, text, fields)
-            counter.add(record)
-            top.add(record)
-
+    collector = _Collector(matcher, top_n)
     streams: dict[StreamKey, StreamCounts] = {}
     for log_file in files:
         scanner = LogScanner(
             log_file,
             anchor=anchor,
             bounds=bounds,
-            on_candidate=on_candidate,
+            sink=collector,
             block_size=block_size,
         )
         for key, counts in scanner.run().items():
@@ -166,13 +280,13 @@ def scan_logs(
         include=list(include),
         lines_read=sum(counts.lines_read for counts in streams.values()),
         lines_in_window=sum(counts.lines_in_window for counts in streams.values()),
-        matches=counter.total,
-        selected=top.selected(),
-        statistics=counter.statistics(),
+        matches=collector.counter.total,
+        selected=collector.top.selected(),
+        statistics=collector.counter.statistics(),
         coverage=coverage,
         first_timestamp=min((c.earliest for c in coverage if c.earliest), default=None),
         last_timestamp=max((c.latest for c in coverage if c.latest), default=None),
-        warnings=_warnings(streams, coverage, bounds, top),
+        warnings=_warnings(streams, coverage, bounds, collector.top),
     )
 
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
+from functools import cmp_to_key
 
+from flows.logfiles import hour_of
 from flows.records import CallRecord, CallStatistics
 
 MAX_KEYS = 1000
@@ -23,11 +26,17 @@ _LEADING_TIME = re.compile(r"^\W*\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}[.,\d]*\S
 
 
 class CallCounter:
-    """Totals over all matched calls: by status, class, host, path, pod and hour."""
+    """Totals over all matched calls: by status, class, host, path, pod and hour.
+
+    Calls are first counted by their combination of those five facts (one
+    increment per call); the combinations are folded into the tables when there
+    are more than `MAX_KEYS` of them, and at the end.
+    """
 
     def __init__(self) -> None:
         self.total = 0
         self.errors = 0
+        self._combined: Counter[tuple[int | None, str, str, str, str]] = Counter()
         self.tables: dict[str, Counter[str]] = {
             name: Counter()
             for name in ("status", "status_class", "host", "path", "pod", "hour")
@@ -35,31 +44,57 @@ class CallCounter:
 
     def add(self, call: CallRecord) -> None:
         """Count one matched call."""
-        self.total += 1
-        if call.status is not None and call.status >= 400:
-            self.errors += 1
-        status = str(call.status) if call.status is not None else UNKNOWN
-        klass = f"{status[0]}xx" if call.status is not None else UNKNOWN
-        path = call.path.split("?", 1)[0] if call.path else UNKNOWN
-        hour = call.timestamp.strftime("%Y-%m-%dT%H:00Z") if call.timestamp else UNKNOWN
-        for name, key in (
-            ("status", status),
-            ("status_class", klass),
-            ("host", call.host or UNKNOWN),
-            ("path", path),
-            ("pod", call.pod or UNKNOWN),
-            ("hour", hour),
-        ):
-            table = self.tables[name]
-            if key not in table and len(table) >= MAX_KEYS:
-                key = OTHER
-            table[key] += 1
+        hour = hour_of(call.timestamp) if call.timestamp else None
+        self.count(call.status, call.host, call.path, call.pod, hour)
+
+    def count(
+        self,
+        status: int | None,
+        host: str | None,
+        path: str | None,
+        pod: str | None,
+        hour: str | None,
+        times: int = 1,
+    ) -> None:
+        """Count `times` matched calls from their facts (the fast form of `add`)."""
+        self.total += times
+        if status is not None and status >= 400:
+            self.errors += times
+        key = (
+            status,
+            host or UNKNOWN,
+            path or UNKNOWN,
+            pod or UNKNOWN,
+            hour or UNKNOWN,
+        )
+        self._combined[key] += times
+        if len(self._combined) > MAX_KEYS:
+            self._fold()
+
+    def _fold(self) -> None:
+        for (status, host, path, pod, hour), count in self._combined.items():
+            code = str(status) if status is not None else UNKNOWN
+            klass = f"{code[0]}xx" if status is not None else UNKNOWN
+            for name, key in (
+                ("status", code),
+                ("status_class", klass),
+                ("host", host),
+                ("path", path.split("?", 1)[0]),
+                ("pod", pod),
+                ("hour", hour),
+            ):
+                table = self.tables[name]
+                if key not in table and len(table) >= MAX_KEYS:
+                    key = OTHER
+                table[key] += count
+        self._combined.clear()
 
     def statistics(self) -> CallStatistics:
         """The counts as the shared statistics record (keys sorted for stable output).
 
         `error_rate` is the share of 4xx and 5xx among all matched calls.
         """
+        self._fold()
         tables = {
             name: dict(sorted(table.items())) for name, table in self.tables.items()
         }
@@ -125,13 +160,13 @@ class TopCalls:
     Order: severity first (5xx and 429, then other 4xx, then the rest), then the
     most recent occurrence first; ties by pod, container and line text. Each
     collapsed call shows its most recent occurrence and counts all of them. The
-    result does not depend on the order calls are added in.
+    result does not depend on the order calls are offered in.
 
     A group's rank only improves as later occurrences arrive, and the rank needed
     to enter the top N only rises, so a group left out once with its best
     occurrence can never belong to the top N: keeping N records is enough. Only
     the repeat counts need one integer per distinct call, up to `max_groups`
-    (beyond that, new calls are shown with the occurrences seen while in the top).
+    (beyond that, a warning says repeat counts may be too low).
     """
 
     def __init__(self, size: int, max_groups: int = MAX_GROUPS) -> None:
@@ -139,41 +174,93 @@ class TopCalls:
         self.max_groups = max_groups
         self.overflowed = False
         self._counts: dict[int, int] = {}
-        self._best: dict[int, tuple[tuple[object, ...], CallRecord]] = {}
+        self._best: dict[int, _Entry] = {}
+        self._worst: _Entry | None = None
 
     def add(self, call: CallRecord) -> None:
         """Offer one matched call."""
-        key = hash(identity(call))
+        self.offer(
+            identity(call), severity(call.status), lambda: call.timestamp, lambda: call
+        )
+
+    def offer(
+        self,
+        same: tuple[object, ...],
+        level: int,
+        moment: Callable[[], datetime | None],
+        make_record: Callable[[], CallRecord],
+        times: int = 1,
+    ) -> None:
+        """Offer a call by identity, severity and time; it is built only when needed.
+
+        `times` identical calls are counted; the one offered is the latest of them.
+        """
+        key = hash(same)
         if key in self._counts:
-            self._counts[key] += 1
+            self._counts[key] += times
         elif len(self._counts) < self.max_groups:
-            self._counts[key] = 1
+            self._counts[key] = times
         else:
             self.overflowed = True
         if self.size <= 0:
             return
-        order = rank(call)
         held = self._best.get(key)
+        full = len(self._best) >= self.size
+        if held is None and full and level > self._worst_entry().quick[0]:
+            return  # less severe than everything kept: no need to know its time
+        entry = _Entry((level, -_seconds(moment())), make_record)
         if held is not None:
-            if order < held[0]:
-                self._best[key] = (order, call)
+            if _compare(entry, held) < 0:
+                self._best[key] = entry
+                self._worst = None
             return
-        self._best[key] = (order, call)
-        if len(self._best) > self.size:
-            worst = max(self._best, key=lambda group: self._best[group][0])
-            del self._best[worst]
+        if full:
+            worst = self._worst_entry()
+            if entry.quick > worst.quick or _compare(entry, worst) >= 0:
+                return
+            del self._best[next(k for k, v in self._best.items() if v is worst)]
+        self._best[key] = entry
+        self._worst = None
+
+    def _worst_entry(self) -> _Entry:
+        if self._worst is None:
+            self._worst = max(self._best.values(), key=cmp_to_key(_compare))
+        return self._worst
 
     def selected(self) -> list[CallRecord]:
         """The chosen calls in rank order, each with its repeat count."""
-        chosen = sorted(self._best.items(), key=lambda item: item[1][0])
+        order = cmp_to_key(_compare)
+        chosen = sorted(self._best.items(), key=lambda item: order(item[1]))
         return [
-            call.model_copy(update={"repeat": self._counts.get(key, 1)})
-            for key, (_, call) in chosen
+            entry.record().model_copy(update={"repeat": self._counts.get(key, 1)})
+            for key, entry in chosen
         ]
 
 
-def latest(first: datetime | None, second: datetime | None) -> datetime | None:
-    """The later of two optional times."""
-    if first is None or second is None:
-        return first or second
-    return max(first, second)
+class _Entry:
+    """A kept call: its quick rank (severity, time) and the record, built lazily."""
+
+    __slots__ = ("_make", "_record", "quick")
+
+    def __init__(
+        self, quick: tuple[int, float], make: Callable[[], CallRecord]
+    ) -> None:
+        self.quick = quick
+        self._make = make
+        self._record: CallRecord | None = None
+
+    def record(self) -> CallRecord:
+        if self._record is None:
+            self._record = self._make()
+        return self._record
+
+
+def _compare(first: _Entry, second: _Entry) -> int:
+    if first.quick != second.quick:
+        return -1 if first.quick < second.quick else 1
+    one, other = rank(first.record()), rank(second.record())
+    return (one > other) - (one < other)
+
+
+def _seconds(moment: datetime | None) -> float:
+    return moment.timestamp() if moment else float("-inf")
