@@ -43,7 +43,8 @@ class CandidateBatch:
     `spans` holds (start, end) of each candidate physical line in `block`; lines
     are cut into `LogicalLine`s only when asked for, so a sink can count many
     identical lines without touching each one in Python. `hour` is the UTC hour
-    every line of the block shares, when they share one.
+    every line of the block shares, when they share one; `ordered` is False when
+    the block's last line is older than its first (then no line order is assumed).
     """
 
     def __init__(
@@ -52,11 +53,13 @@ class CandidateBatch:
         block: bytes,
         before: datetime | None,
         hour: str | None,
+        ordered: bool,
     ) -> None:
         self.block = block
         self.spans: list[tuple[int, int]] = []
         self.stream = scanner.default
         self.hour = hour
+        self.ordered = ordered
         self._scanner = scanner
         self._before = before
 
@@ -327,7 +330,8 @@ class LogScanner:
             hours = {hour_of(moment) for moment in (lead, first, last) if moment}
             if len(hours) == 1 and lead is not None:
                 hour = hours.pop()
-        batch = CandidateBatch(self, block, before, hour)
+        ordered = first is None or last is None or first <= last
+        batch = CandidateBatch(self, block, before, hour, ordered)
         spans = batch.spans
         anchor, find, rfind = self.anchor, block.find, block.rfind
         hit = find(anchor)

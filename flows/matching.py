@@ -155,6 +155,9 @@ class _Collector:
                 hour = batch.line(index).hour
                 self.counter.count(call.status, call.host, call.path, stream.pod, hour)
         latest = batch.line(indexes[-1])
+        if not batch.ordered:
+            lines = [batch.line(index) for index in indexes]
+            latest = min(lines, key=_newest_first)
         self.top.offer(
             (stream.pod, stream.container, *known.identity),
             known.level,
@@ -215,6 +218,12 @@ class _KnownCall:
     def fits(self, matcher: Matcher) -> bool:
         """False when the decision needs the whole line (a pattern outside the part)."""
         return self.rule != "literal" or self.wanted
+
+
+def _newest_first(line: LogicalLine) -> tuple[float, bytes]:
+    """Sort key: the most recent line first, and of equal times the smaller text."""
+    moment = line.moment
+    return (-moment.timestamp() if moment else float("inf"), line.content)
 
 
 def _is_completions_call(call: ParsedCall) -> bool:
