@@ -1,4 +1,4 @@
-"""The real-world log cases of tests/cases/INDEX.md, read as files, with their counts."""
+"""The real-world log cases of tests/cases/INDEX.md, read as files."""
 
 from __future__ import annotations
 
