@@ -119,8 +119,13 @@ def _hide_tracebacks_on_console() -> None:
     from prefect.logging.configuration import setup_logging
 
     setup_logging()
-    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
-        for handler in logging.getLogger(name).handlers:
+    loggers = [logging.getLogger()] + [
+        logger
+        for logger in logging.root.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
             if isinstance(handler, logging.StreamHandler) and not isinstance(
                 handler.formatter, _NoTraceback
             ):
