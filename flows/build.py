@@ -114,8 +114,12 @@ def user_message(context: CallsContext) -> str:
         f"Completions calls matched ({context.rule} rule, "
         f"include {json.dumps(context.include)}): {context.matches}.",
         f"By status: {_counts(stats.by_status)}.",
+        f"By status class: {_counts(stats.by_status_class)}.",
         f"Errors: {stats.errors} ({stats.error_rate:.1%}).",
-        f"By host: {_counts(stats.by_host)}. By pod: {_counts(stats.by_pod)}.",
+        f"By host: {_counts(stats.by_host)}.",
+        f"By path: {_counts(stats.by_path)}.",
+        f"By pod: {_counts(stats.by_pod)}.",
+        f"By hour (UTC): {_counts(stats.by_hour)}.",
     ]
     if context.coverage_note:
         parts.append(f"Coverage: {context.coverage_note}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -58,6 +59,7 @@ def render_report(
     sections = [
         _header(context, analyser),
         _counts_section(context, redactions),
+        _coverage_section(context),
         _answer_section(answer),
         _actions_section(answer),
         _calls_section(context),
@@ -120,14 +122,35 @@ def _counts_section(context: CallsContext, redactions: dict[str, int] | None) ->
             ("By host", stats.by_host),
             ("By path", stats.by_path),
             ("By pod", stats.by_pod),
+            ("By hour (UTC)", stats.by_hour),
         )
     ]
-    if context.coverage_complete:
-        lines.append("- Coverage: complete")
-    else:
-        lines.append(f"- **Coverage: {context.coverage_note}**")
     if redactions:
         lines.append(f"- Redacted before sending: {_inline_counts(redactions)}")
+    return "\n".join(lines)
+
+
+def _coverage_section(context: CallsContext) -> str:
+    if context.coverage_complete:
+        verdict = "Complete: every log reaches back to the window start."
+    else:
+        verdict = f"**Coverage {context.coverage_note}**"
+    if not context.coverage:
+        return f"## Coverage\n\n{verdict}"
+    lines = [
+        "## Coverage",
+        "",
+        verdict,
+        "",
+        "| pod | container | instance | restarts | lines read | earliest | latest |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {_cell(c.pod or '-')} | {_cell(c.container or '-')} "
+        f"| {'previous' if c.previous else 'current'} | {c.restarts} "
+        f"| {c.lines_read} | {_time(c.earliest)} | {_time(c.latest)} |"
+        for c in context.coverage
+    ]
     return "\n".join(lines)
 
 
@@ -178,6 +201,10 @@ def _fence(text: str) -> str:
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}text\n{text}\n{fence}"
+
+
+def _time(moment: datetime | None) -> str:
+    return iso_utc(moment) if moment else "-"
 
 
 def _cell(text: str) -> str:

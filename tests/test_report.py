@@ -85,3 +85,29 @@ def test_actions_rows_hold_every_field_for_the_table_artifact():
         "preview": "Restarts pods",
         "input": '{"fix": "restart", "target": "orchestrator"}',
     }
+
+
+def test_coverage_table_lists_each_container_and_flags_incomplete_logs():
+    from datetime import UTC, datetime
+
+    from flows.records import ContainerCoverage
+
+    late = ContainerCoverage(
+        pod="orchestrator-2",
+        container="orchestrator",
+        restarts=1,
+        lines_read=40,
+        earliest=datetime(2026, 3, 10, 2, 30, tzinfo=UTC),
+        latest=datetime(2026, 3, 10, 12, 0, tzinfo=UTC),
+        complete=False,
+    )
+    report = render_report(_build(_scan(coverage=[late])), ANSWER)
+
+    assert (
+        "**Coverage incomplete: logs begin after 2026-03-09T13:00:00Z for "
+        "orchestrator-2/orchestrator from 2026-03-10T02:30:00Z.**" in report
+    )
+    assert (
+        "| orchestrator-2 | orchestrator | current | 1 | 40 | 2026-03-10T02:30:00Z "
+        "| 2026-03-10T12:00:00Z |" in report
+    )
