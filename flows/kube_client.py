@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 from kubernetes_asyncio import config
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -89,17 +90,23 @@ async def _load_configuration(
 
     # Read at call time: the library's default path is fixed when it is imported.
     kubeconfig = os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
+    advice = "set KUBECONFIG, or give a KubernetesCredentials block"
+    paths = [Path(p).expanduser() for p in kubeconfig.split(os.pathsep) if p]
+    if not any(path.is_file() for path in paths):
+        raise ConfigurationError(
+            "no Kubernetes credentials: not running in a pod (no service account) "
+            f"and no kubeconfig file at {kubeconfig!r}; {advice}"
+        )
     try:
         await config.load_kube_config(
             config_file=kubeconfig,
             client_configuration=configuration,
             persist_config=False,
         )
-    except (ConfigException, OSError) as exc:
+    except (ConfigException, OSError, yaml.YAMLError) as exc:
+        reason = " ".join(str(exc).split())
         raise ConfigurationError(
-            "no Kubernetes credentials: not running in a pod (no service account) "
-            f"and the kubeconfig {kubeconfig!r} is not usable ({exc}); set "
-            "KUBECONFIG, or give a KubernetesCredentials block"
+            f"the kubeconfig {kubeconfig!r} is not usable ({reason}); {advice}"
         ) from exc
     return configuration
 

@@ -824,11 +824,18 @@ def test_client_from_a_saved_credentials_block_by_name(
             asyncio.run(missing())
 
 
-def test_missing_kubeconfig_is_a_configuration_error(
-    tmp_path: Path, monkeypatch
+@pytest.mark.parametrize(
+    "content",
+    [None, f"users: [{{name: r, user: {{token: {TOKEN}}}}}\nclusters: [", "kind: x\n"],
+)
+def test_unusable_kubeconfig_is_a_configuration_error(
+    tmp_path: Path, monkeypatch, content: str | None
 ) -> None:
+    path = tmp_path / "kubeconfig"
+    if content is not None:
+        path.write_text(content)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    monkeypatch.setenv("KUBECONFIG", str(path))
 
     async def run() -> None:
         async with kubernetes_api_client():
@@ -837,8 +844,9 @@ def test_missing_kubeconfig_is_a_configuration_error(
     with pytest.raises(ConfigurationError) as caught:
         asyncio.run(run())
 
-    assert str(tmp_path / "absent") in str(caught.value)
+    assert str(path) in str(caught.value)
     assert "KUBECONFIG" in str(caught.value)
+    assert TOKEN not in str(caught.value)
 
 
 # --- retry decisions and the spool ---------------------------------------------
