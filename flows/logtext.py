@@ -22,7 +22,6 @@ _TAIL_CHARS = 300
 
 # Keys under which JSON loggers put the human message, in order of preference.
 _MESSAGE_KEYS = ("message", "msg", "event", "log", "text")
-_TIME_KEYS = ("timestamp", "ts", "time", "@timestamp", "asctime", "t")
 
 _ISO = re.compile(
     r"\[?(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?"
@@ -30,7 +29,8 @@ _ISO = re.compile(
 )
 _CLF = re.compile(r"\[(\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\]")
 _JSON_TIME = re.compile(
-    r'"(?:timestamp|ts|time|@timestamp|asctime)"\s*:\s*("?)([0-9][0-9T:.,+Z -]*)\1'
+    r'"(?:timestamp|ts|time|@timestamp|asctime)"\s*:\s*'
+    r'(?:"([^"]{8,40})"|(\d{9,13}(?:\.\d+)?))'
 )
 
 
@@ -113,7 +113,7 @@ def app_timestamp(text: str) -> datetime | None:
         return _iso_parts(*found.groups())
     if head.startswith("{"):
         field = _JSON_TIME.search(text[:4096])
-        return _json_time(field.group(2)) if field else None
+        return _json_time(field.group(1) or field.group(2)) if field else None
     clf = _CLF.search(text[:200])
     if clf:
         try:
