@@ -30,7 +30,8 @@ from flows.errors import (
 from flows.kube_client import label_selector
 from flows.kube_logs import SINCE_MARGIN_SECONDS, LineSpool
 from flows.kubernetes import is_retryable, kubernetes_api_client, scrape_deployment
-from flows.records import ScrapeResult
+from flows.matching import scan_logs
+from flows.records import FilterResult, ScrapeResult
 from flows.window import window_ending_at
 from tests.kube_fake import (
     NAMESPACE,
@@ -125,6 +126,13 @@ def with_stamps(lines: list[tuple[int, bytes]]) -> bytes:
     return b"".join(f"{stamp(at)} ".encode() + text + b"\n" for at, text in lines)
 
 
+def filter_matches(result: ScrapeResult) -> FilterResult:
+    """The filter step over the scraped files, inside the window."""
+    return scan_logs(
+        result.files, start=WINDOW.start, end=WINDOW.end, restarts=result.restarts
+    )
+
+
 def literal_matches(path: Path) -> int:
     """The literal rule: lines holding both `POST https` and `completions`."""
     lines = path.read_bytes().splitlines()
@@ -180,6 +188,9 @@ def test_case03_every_pod_behind_the_selector_is_read(
     }
     assert sum(counts.values()) == 6
     assert result.warnings == []
+    scanned = filter_matches(result)
+    assert scanned.matches == 6
+    assert scanned.statistics.by_pod == counts
 
     requests = cluster.log_requests()
     assert sorted(r.path.split("/")[6] for r in requests) == pods
@@ -235,6 +246,7 @@ def test_case05_named_container_is_the_one_read(
     )
     assert literal_matches(log_file.path) == 2
     assert b"istio" not in log_file.path.read_bytes()
+    assert filter_matches(result).matches == 2
     [request] = cluster.log_requests()
     assert_log_query(request, "orchestrator", previous=False)
 
@@ -250,6 +262,9 @@ def test_case05_all_app_containers_without_the_init_container(
     assert sorted(by_container) == ["istio-proxy", "orchestrator"]
     assert literal_matches(by_container["orchestrator"]) == 2
     assert literal_matches(by_container["istio-proxy"]) == 0
+    scanned = filter_matches(result)
+    assert scanned.matches == 2
+    assert {c.container for c in scanned.selected} == {"orchestrator"}
     proxy_lines = by_container["istio-proxy"].read_bytes().splitlines()
     assert len(proxy_lines) == 2
     assert b'"POST /v1/chat/completions HTTP/1.1" 200' in proxy_lines[0]
@@ -311,6 +326,7 @@ def test_case06_previous_instance_is_read_and_a_missing_one_tolerated(
         sections[(restarted, False)]
     )
     assert sum(literal_matches(path) for path in files.values()) == 3
+    assert filter_matches(result).matches == 3
     assert result.restarts == {
         f"{restarted}/orchestrator": 1,
         f"{other}/orchestrator": 1,
