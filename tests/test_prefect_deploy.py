@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -170,3 +172,64 @@ def test_stored_parameter_schema_is_the_flows(deployed: str) -> None:
         "agent_api_base",
         "agent_api_token_block",
     } <= properties.keys()
+
+
+# --- the image the deployment runs -------------------------------------------
+
+
+def locked_version(package: str) -> str:
+    lock = tomllib.loads((REPO / "uv.lock").read_text())
+    (version,) = [p["version"] for p in lock["package"] if p["name"] == package]
+    return version
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(instruction, arguments) pairs of the Dockerfile, continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", (REPO / "Dockerfile").read_text())
+    return [
+        (line.split(maxsplit=1)[0].upper(), line.split(maxsplit=1)[1].strip())
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def test_image_and_prefect_yaml_use_the_locked_prefect() -> None:
+    prefect = locked_version("prefect")
+    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    bases = [args for op, args in dockerfile_instructions() if op == "FROM"]
+
+    assert config["prefect-version"] == prefect
+    assert bases[-1] == f"prefecthq/prefect:{prefect}-python3.11"
+
+
+def test_image_installs_only_the_locked_runtime_dependencies() -> None:
+    runs = " ".join(args for op, args in dockerfile_instructions() if op == "RUN")
+
+    assert "uv export --frozen --no-default-groups --no-emit-project" in runs
+    assert "uv pip install --require-hashes" in runs
+
+
+def test_image_user_and_code_directory_match_the_job() -> None:
+    instructions = dockerfile_instructions()
+    template = json.loads(BASE_JOB_TEMPLATE.read_text())
+    pod = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
+    (pull_step,) = yaml.safe_load((REPO / "prefect.yaml").read_text())["pull"]
+    code_directory = pull_step["prefect.deployments.steps.set_working_directory"]
+
+    (user,) = [args for op, args in instructions if op == "USER"]
+    (workdir,) = [args for op, args in instructions if op == "WORKDIR"]
+    run_as = pod["securityContext"]
+    assert user == f"{run_as['runAsUser']}:{run_as['runAsGroup']}"
+    assert workdir == code_directory["directory"]
+    assert ("COPY", "flows/ ./flows/") in instructions
+
+
+def test_dockerignore_sends_only_what_the_image_needs() -> None:
+    lines = [
+        line
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+
+    assert lines[0] == "*"
+    assert {"!pyproject.toml", "!uv.lock", "!README.md", "!flows/"} <= set(lines)
