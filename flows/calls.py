@@ -29,7 +29,7 @@ _HTTPX = re.compile(
 _NODE = re.compile(
     r"\] ([A-Z]+) (https?://\S+) (?:succeeded|failed) with status (\d{3}) in (\d+)ms"
 )
-_NODE_DEBUG = re.compile(r"OpenAI:DEBUG:response(?: \([^)]*\))* (\d{3}) (https?://\S+)")
+_NODE_DEBUG = re.compile(r"OpenAI:DEBUG:response(?: \(.*?\)+)? (\d{3}) (https?://\S+)")
 _ACCESS = re.compile(r'"([A-Z]+) (\S+) (HTTP/[\d.]+)" (\d{3})\b')
 _ENVOY_TAIL = re.compile(
     r' \S+(?: \S+ \S+ "[^"]*")? \d+ \d+ (\d+) \S+ "[^"]*" "[^"]*" "[^"]*" "([^"]*)"'
