@@ -88,6 +88,11 @@ async def scrape_deployment(
         ConfigurationError: the named container is in none of the pods.
         KubernetesError: other API failures; `is_retryable` tells which may pass.
     """
+    if max_concurrency < 1 or max_resumes < 0:
+        raise ConfigurationError(
+            f"max_concurrency must be at least 1 (got {max_concurrency}) and "
+            f"max_resumes at least 0 (got {max_resumes})"
+        )
     clock = _clock(now)
     host = str(api_client.configuration.host)
     selector = await _read_selector(AppsV1Api(api_client), host, namespace, deployment)
@@ -226,7 +231,10 @@ def _plan_reads(pods: list[Any], container: str | None, spool_dir: Path) -> _Pla
                 f"pod {name} has no container {container!r} (it has "
                 f"{', '.join(names)}): skipped"
             )
-        statuses = {s.name: s for s in (pod.status.container_statuses or [])}
+        pod_status = pod.status
+        phase = pod_status.phase if pod_status else None
+        known = (pod_status.container_statuses if pod_status else None) or []
+        statuses = {s.name: s for s in known}
         for container_name in chosen:
             status = statuses.get(container_name)
             restarts = int(status.restart_count or 0) if status else 0
@@ -236,7 +244,7 @@ def _plan_reads(pods: list[Any], container: str | None, spool_dir: Path) -> _Pla
             if restarts > 0:
                 path = spool_dir / f"{stem}.previous.log"
                 plan.reads.append(LogRead(name, container_name, True, path))
-            unreadable = _current_unreadable(status, pod.status.phase)
+            unreadable = _current_unreadable(status, phase)
             if unreadable is None:
                 path = spool_dir / f"{stem}.log"
                 plan.reads.append(LogRead(name, container_name, False, path))

@@ -755,6 +755,15 @@ def test_pods_are_read_concurrently_within_the_bound(
     assert cluster.max_streaming == 2
 
 
+def test_a_concurrency_below_one_is_refused(
+    cluster: FakeCluster, api_url: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigurationError, match="max_concurrency must be at least 1"):
+        scrape(tmp_path, max_concurrency=0)
+
+    assert cluster.requests == []
+
+
 def test_a_large_log_is_streamed_not_held_in_memory(
     cluster: FakeCluster, api_url: str, tmp_path: Path
 ) -> None:
