@@ -98,7 +98,7 @@ class LogStreamer:
                     spool = LineSpool(files.enter_context(read.path.open("wb")))
                 else:
                     spool.begin_resume()
-                lines_before = spool.lines
+                lines_before, bytes_before = spool.lines, spool.bytes
                 try:
                     status, message = await self._download(read, since_seconds, spool)
                 except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
@@ -108,10 +108,11 @@ class LogStreamer:
                     continue
 
                 logger.info(
-                    "%s: HTTP %d, %d line(s)%s",
+                    "%s: HTTP %d, %d line(s), %d byte(s)%s",
                     what,
                     status,
                     spool.lines - lines_before,
+                    spool.bytes - bytes_before,
                     f": {message}" if message else "",
                 )
                 if status == 200:

@@ -212,7 +212,7 @@ def test_case03_every_pod_behind_the_selector_is_read(
     assert any(
         re.fullmatch(
             r"GET log of pod orchestrator-6c9f7d5b8-w7m4p container orchestrator "
-            r"sinceSeconds=\d+: HTTP 200, 3 line\(s\)",
+            r"sinceSeconds=\d+: HTTP 200, 3 line\(s\), \d+ byte\(s\)",
             call,
         )
         for call in calls[3:]
