@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -15,6 +16,8 @@ from prefect import flow
 from prefect.artifacts import Artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+from prefect.exceptions import Pause
+from prefect.flow_engine import run_flow_async
 from prefect.flow_runs import resume_flow_run
 
 from flows.approvals import (
@@ -195,3 +198,79 @@ def test_a_timed_out_approval_dispatches_nothing(prefect_server, http_receiver):
         ("timed-out", "not-dispatched"),
         ("timed-out", "not-dispatched"),
     ]
+
+
+# --- a real suspension of a deployment's run, and its re-execution ----------------
+
+
+AUTOMATIC = Action(
+    id="refresh-0",
+    intent="Re-run the failed completions jobs",
+    confidence=0.8,
+    requires_approval=False,
+    tool="queue_refresh",
+    input={"queue": "completions", "reason": "503 burst"},
+)
+
+
+@flow(name="approvals-under-a-deployment")
+async def acting_for_a_deployment(deployment: str, endpoint: str) -> Any:
+    settings = DispatchSettings(
+        dispatch_actions=True,
+        approval_timeout_seconds=120,
+        action_endpoints={"*": endpoint},
+    )
+    answer = AssistAnswer(summary="s", error_count=1, actions=[AUTOMATIC, *_actions()])
+    report = await act_on_answer(
+        answer, window=WINDOW, deployment=deployment, settings=settings
+    )
+    return report.model_dump(mode="json")
+
+
+@pytest.mark.slow
+def test_a_deployment_run_suspends_and_its_rerun_sends_nothing_twice(
+    prefect_server, http_receiver
+):
+    deployment = f"ns/suspend-{uuid.uuid4().hex[:6]}"
+    parameters = {"deployment": deployment, "endpoint": http_receiver.url}
+    deployment_id = acting_for_a_deployment.to_deployment(
+        name=f"suspend-{uuid.uuid4().hex[:6]}"
+    ).apply()
+
+    async def run_once(flow_run_id: uuid.UUID | None) -> Any:
+        async with get_client() as client:
+            if flow_run_id is None:
+                flow_run = await client.create_flow_run_from_deployment(
+                    deployment_id, parameters=parameters
+                )
+            else:
+                flow_run = await client.read_flow_run(flow_run_id)
+        # What a worker does: run the deployment's flow under that flow run; a
+        # suspension ends the process with `Pause`.
+        with contextlib.suppress(Pause):
+            await run_flow_async(
+                acting_for_a_deployment,
+                flow_run=flow_run,
+                parameters=parameters,
+                return_type="state",
+            )
+        async with get_client() as client:
+            return await client.read_flow_run(flow_run.id)
+
+    first = asyncio.run(run_once(None))
+    assert first.state.name == "Suspended"
+    assert [r["json"]["action_id"] for r in http_receiver.requests] == ["refresh-0"]
+
+    resume_flow_run(first.id, run_input={"action_2": "approve", "approver": "kim"})
+    second = asyncio.run(run_once(first.id))
+
+    assert second.state.is_completed()
+    sent = [r["json"]["action_id"] for r in http_receiver.requests]
+    assert sent == ["refresh-0", "inject-2"]
+    rows = {row["action_id"]: row for row in _outcomes(deployment)}
+    assert rows["refresh-0"]["status"] == "already-dispatched"
+    assert (rows["inject-2"]["status"], rows["inject-2"]["approver"]) == (
+        "dispatched",
+        "kim",
+    )
+    assert rows["fix-1"]["decision"] == "rejected"
