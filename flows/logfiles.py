@@ -6,12 +6,13 @@ A block is counted with `bytes.count(b"\\n")`, and only the lines that contain t
 The anchor is a necessary condition, never a sufficient one, because everything
 that could hide it is undone before it is searched for:
 
-- ANSI CSI sequences are stripped from the whole block first (they never span a
-  newline, so line counts do not change);
+- the anchor is a word (letters and digits): colour formatters put their ANSI
+  CSI sequences around words, not inside them, so the raw line still holds it,
+  and each candidate is stripped of ANSI sequences before it is matched;
 - lines the runtime split (CRI `P` records, 16 KiB `--timestamps` fragments) are
   rejoined and the joined line is tested as a whole;
-- JSON escapes cannot hide the anchor, because the anchor is chosen by the caller
-  from characters JSON encoders never escape (letters, digits, space, `.:-_`...).
+- JSON escapes cannot hide the anchor either: encoders never escape letters and
+  digits.
 
 Windows: a line's time is its own timestamp (the runtime's, or else the one the
 application wrote at its start), or else the time of the nearest earlier line of
@@ -200,11 +201,20 @@ def _mapped_blocks(view: mmap.mmap, block_size: int) -> Iterator[bytes]:
             end = size if newline < 0 else newline + 1
             if end - position > MAX_LINE_BYTES:
                 yield view[position : position + MAX_LINE_BYTES] + b"\n"
+                _release(view, position, end)
                 position = end
                 continue
         block = view[position:end]
+        _release(view, position, end)
         position = end
         yield block if block.endswith(b"\n") else block + b"\n"
+
+
+def _release(view: mmap.mmap, start: int, end: int) -> None:
+    """Drop mapped pages already copied out, so memory does not grow with the file."""
+    first = start - start % mmap.PAGESIZE
+    if end - first >= mmap.PAGESIZE and hasattr(mmap, "MADV_DONTNEED"):
+        view.madvise(mmap.MADV_DONTNEED, first, end - first)
 
 
 def _blocks(read: Callable[[int], bytes], block_size: int) -> Iterator[bytes]:
@@ -299,4 +309,4 @@ def own_time(record: _Record, timed: bool) -> datetime | None:
         return parse_rfc3339(record.stamp)
     if not timed:
         return None
-    return app_timestamp(decode(record.content[:4096]))
+    return app_timestamp(decode(strip_ansi(record.content[:4096])))

@@ -117,7 +117,7 @@ class LogScanner:
         if first is not None:
             self._start(first)
             for block in chain([first], blocks):
-                self._block(strip_ansi(block))
+                self._block(block)
         for key in list(self._pending):
             self._emit_pending(key)
         return self.streams or {self.default: StreamCounts()}

@@ -16,6 +16,7 @@ A JSON-structured line is matched and shown by its message (escapes decoded once
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from flows.calls import ParsedCall, is_retry_line, parse_call, redact_urls
 from flows.calls import _httpx as _httpx_call
 from flows.logfiles import BLOCK_SIZE, Bounds, LogicalLine, StreamCounts, StreamKey
 from flows.logscan import CandidateBatch, LogScanner
-from flows.logtext import decode, shown_text, truncate
+from flows.logtext import decode, shown_text, strip_ansi, truncate
 from flows.records import CallRecord, ContainerCoverage, FilterResult, LogFile
 from flows.stats import CallCounter, TopCalls, severity
 
@@ -36,32 +37,30 @@ Rule = Literal["literal", "extended"]
 # container is often quiet for a few minutes, and `sinceSeconds` is whole seconds.
 COVERAGE_TOLERANCE = timedelta(minutes=5)
 
-# JSON encoders never escape these, so a run of them is found in the raw bytes.
-_NEVER_ESCAPED = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-    " .:-_,;!?#$%*()[]{}+@~^|"
-)
+_WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+def words_of(include: Sequence[str], rule: Rule) -> list[bytes]:
+    """The words (letters and digits) every matching line holds in its raw bytes.
+
+    JSON encoders never escape letters and digits, and colour formatters put
+    their ANSI sequences around words, not inside them; so a line whose raw bytes
+    lack one of these words cannot match, whatever escapes or colours it has.
+    """
+    if rule == "extended":
+        return [b"completions"]
+    found = {word for pattern in include for word in _WORD.findall(pattern)}
+    return sorted((word.encode() for word in found), key=lambda w: (-len(w), w))
 
 
 def anchor_for(include: Sequence[str], rule: Rule) -> bytes:
-    """The longest piece of text every matching line must contain in its raw bytes.
+    """The longest of `words_of`: the text searched for in whole blocks.
 
-    It is taken from characters JSON encoders never escape, so an escaped slash or
-    quote in a JSON line cannot hide it; an empty anchor makes every line a
+    An empty anchor (patterns without letters or digits) makes every line a
     candidate.
     """
-    if rule == "extended":
-        return b"completions"
-    best = ""
-    for pattern in include:
-        run = ""
-        for char in pattern + "\0":
-            if char in _NEVER_ESCAPED:
-                run += char
-                continue
-            best = run if len(run) > len(best) else best
-            run = ""
-    return best.encode("ascii")
+    words = words_of(include, rule)
+    return words[0] if words else b""
 
 
 class Matcher:
@@ -113,19 +112,29 @@ class _Collector:
         self.matcher = matcher
         self.counter = CallCounter()
         self.top = TopCalls(top_n)
+        self._words = words_of(matcher.include, matcher.rule)
         self._known: dict[bytes, _KnownCall | None] = {}
 
     def line(self, line: LogicalLine) -> None:
         """One candidate line: the general lane."""
-        self._general(line)
+        if all(word in line.content for word in self._words):
+            self._general(line)
 
     def batch(self, batch: CandidateBatch) -> None:
         """The candidates of one block, grouped by their httpx call part."""
         block, find = batch.block, batch.block.find
+        words = self._words
+        coloured = b"\x1b" in block
         groups: dict[bytes, list[int]] = {}
         for index, (start, end) in enumerate(batch.spans):
+            if any(find(word, start, end) < 0 for word in words):
+                continue  # cannot match: a word of the patterns is missing
             at = find(b"HTTP Request: ", start, end)
-            if at < 0 or find(b"etrying", start, end) >= 0:
+            if (
+                at < 0
+                or find(b"etrying", start, end) >= 0
+                or (coloured and find(b"\x1b", start, end) >= 0)
+            ):
                 self._general(batch.line(index))
                 continue
             part = block[at:end]
@@ -162,7 +171,7 @@ class _Collector:
             (stream.pod, stream.container, *known.identity),
             known.level,
             lambda: latest.moment,
-            lambda: to_record(latest, *shown_text(decode(latest.content))),
+            lambda: to_record(latest, *shown_text(decode(strip_ansi(latest.content)))),
             len(indexes),
         )
 
@@ -180,7 +189,7 @@ class _Collector:
         return known
 
     def _general(self, line: LogicalLine) -> None:
-        text, fields = shown_text(decode(line.content))
+        text, fields = shown_text(decode(strip_ansi(line.content)))
         if self.matcher.matches(text, fields):
             record = to_record(line, text, fields)
             self.counter.add(record)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.matching import DEFAULT_INCLUDE, Matcher, anchor_for, scan_logs
+from flows.matching import DEFAULT_INCLUDE, Matcher, anchor_for, scan_logs, words_of
 from flows.records import LogFile
 
 START = datetime(2026, 3, 9, 13, tzinfo=UTC)
@@ -24,12 +24,28 @@ def httpx_line(moment: datetime, status: str = "200 OK") -> str:
     return f'{stamp(moment)} INFO httpx HTTP Request: POST {URL} "HTTP/1.1 {status}"\n'
 
 
-def test_the_anchor_is_the_longest_run_json_never_escapes() -> None:
+def test_the_anchor_is_the_longest_word_of_the_patterns() -> None:
+    assert words_of(DEFAULT_INCLUDE, "literal") == [b"completions", b"https", b"POST"]
     assert anchor_for(DEFAULT_INCLUDE, "literal") == b"completions"
     assert anchor_for(["/v1/chat/completions", "POST"], "literal") == b"completions"
-    assert anchor_for(['"HTTP/1.1 429'], "literal") == b"1.1 429"
-    assert anchor_for(["é"], "literal") == b""
+    assert words_of(['"HTTP/1.1 429'], "literal") == [b"HTTP", b"429", b"1"]
+    assert anchor_for(["é", "/"], "literal") == b""
     assert anchor_for(["anything"], "extended") == b"completions"
+
+
+def test_colours_and_escapes_around_words_do_not_hide_a_match(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text(
+        "\x1b[1mPOST\x1b[0m \x1b[4mhttps\x1b[0m://h/v1/chat/\x1b[35mcompletions\n"
+        '{"msg": "POST https:\\/\\/h\\/v1\\/chat\\/completions"}\n'
+    )
+
+    result = scan_logs([LogFile(path=path)], include=["POST https://h/", "completions"])
+
+    assert result.matches == 2
+    assert [(call.line, call.repeat) for call in result.selected] == [
+        ("POST https://h/v1/chat/completions", 2)
+    ]
 
 
 def test_the_literal_rule_needs_every_pattern_and_no_retry() -> None:
