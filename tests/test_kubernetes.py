@@ -682,14 +682,15 @@ def test_stream_dropping_twice_and_stalling_still_yields_every_line_once(
     cluster.pods.append(Pod("orchestrator-a", [Container("orchestrator", lines)]))
     cluster.drops[("orchestrator-a", "orchestrator", False)] = [
         Drop(body.index(b"10/0") + 3),
-        Drop(500, stall_seconds=1.0),
+        Drop(500, stall_seconds=1.5),
         Drop(700),
     ]
 
-    result = scrape(tmp_path, read_timeout=0.3)
+    result = scrape(tmp_path, read_timeout=0.5, max_resumes=6)
 
     assert result.files[0].path.read_bytes() == body
-    assert len(cluster.log_requests()) == 4
+    # Three planned breaks; a loaded machine may add a spurious read timeout.
+    assert len(cluster.log_requests()) >= 4
 
 
 def test_stream_that_keeps_dropping_gives_up_retryably(
