@@ -343,6 +343,9 @@ async def post_assist_task(
         return await asyncio.to_thread(
             post_assist, request, config, idempotency_key=key, logger=logger
         )
+    except (AgentApiTransientError, AgentApiRejectedError):
+        await asyncio.to_thread(_log_resend_hint, request.session_id, logger)
+        raise
     except AnswerValidationError as error:
         await asyncio.to_thread(
             record_rejected_answer,
@@ -357,3 +360,14 @@ async def post_assist_task(
             len(error.errors),
         )
         raise
+
+
+def _log_resend_hint(slot_key: str, logger: Logger) -> None:
+    from flows.request_store import load_saved
+
+    if load_saved(slot_key) is not None:
+        logger.error(
+            "The request is saved; once the Agent API is fixed, post it again with "
+            "the same Idempotency-Key: completions-agent resend --slot %s",
+            slot_key,
+        )

@@ -9,7 +9,7 @@ from typing import cast
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from flows.errors import ConfigurationError
 
@@ -49,6 +49,14 @@ class AgentApiConfig(BaseModel):
     backoff_base_s: float = Field(default=1.0, ge=0)
     backoff_max_s: float = Field(default=30.0, ge=0)
     allow_insecure_http: bool = False
+
+    @field_validator("token")
+    @classmethod
+    def _token_is_not_blank(cls, token: SecretStr) -> SecretStr:
+        # Never send "Bearer " with nothing after it, however the config was built.
+        if not token.get_secret_value().strip():
+            raise ValueError("the Agent API token is empty")
+        return token
 
     @property
     def assist_url(self) -> str:

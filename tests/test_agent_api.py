@@ -430,6 +430,41 @@ def test_the_task_does_not_add_prefect_retries(
 
 
 @pytest.mark.slow
+def test_the_task_says_how_to_resend_a_saved_request(
+    prefect_server: None,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from prefect import flow
+
+    from flows.request_store import save_request
+
+    monkeypatch.setattr(agent_api, "DEFAULT_CLOCK", FakeClock())
+    request = sample_request(end=datetime(2026, 2, 3, 13, tzinfo=UTC))
+    save_request(request, request.session_id)
+
+    @flow
+    async def post_only(base: str) -> AssistAnswer:
+        return await post_assist_task(request, config_for(base, max_attempts=1))
+
+    with serve_in_background(token=TOKEN) as server:
+        server.script([{"status": 502}])
+        with pytest.raises(AgentApiTransientError):
+            asyncio.run(post_only(server.url))
+
+    assert f"completions-agent resend --slot {request.session_id}" in caplog.text
+
+
+def test_a_blank_token_cannot_even_be_configured() -> None:
+    with pytest.raises(ValueError, match="the Agent API token is empty"):
+        AgentApiConfig(
+            base_url="https://agent.example",
+            token=SecretStr(" \n"),
+            token_source="a test",
+        )
+
+
+@pytest.mark.slow
 def test_the_task_returns_the_answer_from_a_sync_flow_too(
     prefect_server: None,
 ) -> None:
