@@ -31,7 +31,7 @@ from prefect.client.schemas.objects import FlowRun, State
 from prefect.context import FlowRunContext
 from prefect.utilities.urls import url_for
 
-from flows.errors import ConfigurationError
+from flows.errors import ConfigurationError, DeliveryError
 from flows.redaction import Redactor
 from flows.window import window_ending_at
 
@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 NOTIFICATION_BLOCK_ENV = "COMPLETIONS_AGENT_NOTIFICATION_BLOCK"
 TOKEN_ENV = "AGENTAPI_TOKEN"
+
 
 def scrub_secrets(text: str) -> str:
     """Remove the Agent API token, credentials and personal data from free text.
@@ -150,6 +151,27 @@ async def _load_by_name(name: str) -> Block:
     return Block._from_block_document(documents[0])
 
 
+async def send_notification(reference: str, *, subject: str, body: str) -> None:
+    """Send one scrubbed message through the named notification block.
+
+    Raises:
+        ConfigurationError: the block cannot be loaded or cannot notify.
+        DeliveryError: the block reported that sending failed.
+    """
+    block = await load_notification_block(reference)
+    try:
+        # Apprise-based blocks only report a failed send when asked to.
+        with block.raise_on_failure():
+            await block.notify(body=scrub_secrets(body), subject=scrub_secrets(subject))
+    except Exception as exc:
+        # Each block type fails its own way (NotificationError, httpx errors...).
+        raise DeliveryError(
+            f"notification block {reference!r} could not send "
+            f"({type(exc).__name__}); check the block's URL and credentials"
+        ) from exc
+    logger.info("Sent %r through notification block %s", subject, reference)
+
+
 def notification_block_name(flow_run: FlowRun) -> str | None:
     """The block named by the run's parameter, else by the environment."""
     parameters: dict[str, Any] = flow_run.parameters or {}
@@ -175,9 +197,8 @@ async def notify_run_ended_badly(flow: Any, flow_run: FlowRun, state: State) -> 
             NOTIFICATION_BLOCK_ENV,
         )
         return
-    block = await load_notification_block(reference)
     subject, body = failure_message(flow_run, state)
-    await block.notify(body=body, subject=subject)
+    await send_notification(reference, subject=subject, body=body)
     logger.info(
         "Notified %s that run %s ended %s", reference, flow_run.name, state.name
     )

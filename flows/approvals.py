@@ -25,7 +25,7 @@ from flows.assist import Action
 from flows.errors import ConfigurationError
 
 Choice = Literal["approve", "reject"]
-Verdict = Literal["approved", "rejected", "timed-out"]
+Verdict = Literal["approved", "rejected"]
 
 
 class ApprovalForm(RunInput):
@@ -114,14 +114,6 @@ def decide(form: ApprovalForm, actions: list[Action]) -> list[ApprovalDecision]:
             approver=approver,
         )
         for number, action in enumerate(actions, start=1)
-    ]
-
-
-def timed_out(actions: list[Action]) -> list[ApprovalDecision]:
-    """Every action unapproved because nobody answered in time."""
-    return [
-        ApprovalDecision(action_id=a.id, tool=a.tool, verdict="timed-out")
-        for a in actions
     ]
 
 

@@ -29,10 +29,10 @@ from typing import Any, Literal
 from prefect.artifacts import acreate_table_artifact
 from prefect.exceptions import FlowPauseTimeout
 from prefect.variables import Variable
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
-from flows.alerts import current_run_url, load_notification_block, scrub_secrets
-from flows.approvals import ApprovalDecision, timed_out, wait_for_approval
+from flows.alerts import current_run_url, send_notification
+from flows.approvals import ApprovalDecision, wait_for_approval
 from flows.assist import Action, AssistAnswer, OpenIncidentInput
 from flows.errors import DeliveryError
 from flows.pulse import RetryPolicy, post_json
@@ -121,17 +121,25 @@ async def act_on_answer(
             it through.
     """
     key = outcomes_artifact_key(deployment)
+
+    def report(outcomes: list[ActionOutcome]) -> DispatchReport:
+        return DispatchReport(
+            slot=window.slot(),
+            enabled=settings.dispatch_actions,
+            outcomes=outcomes,
+            artifact_key=key,
+        )
+
     if not settings.dispatch_actions:
-        outcomes = [_recorded_only(action) for action in answer.actions]
-        report = DispatchReport(
-            slot=window.slot(), enabled=False, outcomes=outcomes, artifact_key=key
-        )
+        off = [
+            _unsent(a, "recorded-only", "dispatch_actions is off")
+            for a in answer.actions
+        ]
         logger.info(
-            "%d action(s) recorded for review; dispatch_actions is off",
-            len(outcomes),
+            "%d action(s) recorded for review; dispatch_actions is off", len(off)
         )
-        await _record(report, "Actions recorded only: dispatch_actions is off.")
-        return report
+        await _record(report(off), "Actions recorded only: dispatch_actions is off.")
+        return report(off)
 
     dispatcher = _Dispatcher(window, deployment, settings)
     outcomes = [
@@ -141,11 +149,9 @@ async def act_on_answer(
     ]
     waiting = answer.actions_needing_approval
     if waiting:
-        pending = [*outcomes, *(_pending(a) for a in waiting)]
+        pending = [_unsent(a, "pending", "waiting for approval") for a in waiting]
         await _record(
-            DispatchReport(
-                slot=window.slot(), enabled=True, outcomes=pending, artifact_key=key
-            ),
+            report(outcomes + pending),
             f"Waiting up to {settings.approval_timeout_seconds} s for approval.",
         )
         try:
@@ -155,14 +161,12 @@ async def act_on_answer(
                 poll_seconds=settings.approval_poll_seconds,
             )
         except FlowPauseTimeout:
-            decisions = timed_out(waiting)
-            report = DispatchReport(
-                slot=window.slot(),
-                enabled=True,
-                outcomes=outcomes + _undispatched(waiting, decisions),
-                artifact_key=key,
+            lapsed = [
+                _unsent(a, "timed-out", "nobody answered in time") for a in waiting
+            ]
+            await _record(
+                report(outcomes + lapsed), "Approval timed out: nothing was executed."
             )
-            await _record(report, "Approval timed out: nothing was executed.")
             raise
         for action, decision in zip(waiting, decisions, strict=True):
             if decision.verdict == "approved":
@@ -170,12 +174,9 @@ async def act_on_answer(
                     await dispatcher.send(action, "approved", decision.approver)
                 )
             else:
-                outcomes.extend(_undispatched([action], [decision]))
+                outcomes.append(_not_approved(action, decision))
 
-    report = DispatchReport(
-        slot=window.slot(), enabled=True, outcomes=outcomes, artifact_key=key
-    )
-    await _record(report, "Actions decided and dispatched.")
+    await _record(report(outcomes), "Actions decided and dispatched.")
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         raise DeliveryError(
@@ -184,7 +185,7 @@ async def act_on_answer(
             + "; ".join(f"{o.action_id} ({o.tool}): {o.detail}" for o in failed)
             + f". See the artifact {key}; a rerun of the slot retries only these."
         )
-    return report
+    return report(outcomes)
 
 
 class _Dispatcher:
@@ -235,6 +236,9 @@ class _Dispatcher:
                     "http_status": exc.status,
                 }
             )
+        except ValidationError as exc:
+            detail = f"its input does not fit the {action.tool} schema: {exc}"
+            return outcome.model_copy(update={"status": "failed", "detail": detail})
         if outcome.status == "dispatched":
             done[marker] = datetime.now(UTC).isoformat(timespec="seconds")
             await Variable.aset(self.variable, done, overwrite=True)
@@ -251,7 +255,6 @@ class _Dispatcher:
                 }
             )
         incident = OpenIncidentInput.model_validate(action.input)
-        block = await load_notification_block(self.settings.incident_block)
         body = "\n".join(
             [
                 incident.description,
@@ -262,15 +265,11 @@ class _Dispatcher:
                 f"Flow run: {current_run_url()}",
             ]
         )
-        subject = f"[{incident.severity}] {incident.title}"
-        try:
-            await block.notify(body=scrub_secrets(body), subject=scrub_secrets(subject))
-        except Exception as exc:
-            raise DeliveryError(
-                f"the incident block {self.settings.incident_block!r} could not send: "
-                f"{type(exc).__name__}; check the block's URL and credentials"
-            ) from exc
-        logger.info("Opened incident through %s", self.settings.incident_block)
+        await send_notification(
+            self.settings.incident_block,
+            subject=f"[{incident.severity}] {incident.title}",
+            body=body,
+        )
         return outcome.model_copy(
             update={
                 "status": "dispatched",
@@ -329,43 +328,24 @@ class _Dispatcher:
         )
 
 
-def _recorded_only(action: Action) -> ActionOutcome:
+def _unsent(
+    action: Action, decision: Decision, detail: str, approver: str | None = None
+) -> ActionOutcome:
     return ActionOutcome(
         action_id=action.id,
         tool=action.tool,
         requires_approval=action.requires_approval,
-        decision="recorded-only",
+        decision=decision,
         status="not-dispatched",
-        detail="dispatch_actions is off",
+        detail=detail,
+        approver=approver,
     )
 
 
-def _pending(action: Action) -> ActionOutcome:
-    return ActionOutcome(
-        action_id=action.id,
-        tool=action.tool,
-        requires_approval=True,
-        decision="pending",
-        status="not-dispatched",
-        detail="waiting for approval",
+def _not_approved(action: Action, decision: ApprovalDecision) -> ActionOutcome:
+    return _unsent(
+        action, decision.verdict, "not approved; not executed", decision.approver
     )
-
-
-def _undispatched(
-    actions: list[Action], decisions: list[ApprovalDecision]
-) -> list[ActionOutcome]:
-    return [
-        ActionOutcome(
-            action_id=action.id,
-            tool=action.tool,
-            requires_approval=True,
-            decision=decision.verdict,
-            status="not-dispatched",
-            detail="not approved; not executed",
-            approver=decision.approver,
-        )
-        for action, decision in zip(actions, decisions, strict=True)
-    ]
 
 
 async def _record(report: DispatchReport, description: str) -> None:

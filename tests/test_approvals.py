@@ -24,7 +24,6 @@ from flows.approvals import (
     actions_digest,
     approval_form_for,
     decide,
-    timed_out,
 )
 from flows.assist import Action, AssistAnswer
 from flows.dispatch import DispatchSettings, act_on_answer, outcomes_artifact_key
@@ -81,7 +80,6 @@ def test_decisions_follow_the_form_and_a_blank_form_approves_nothing():
         ("inject-2", "rejected", "sam"),
     ]
     assert [d.verdict for d in blank] == ["rejected", "rejected"]
-    assert [d.verdict for d in timed_out(actions)] == ["timed-out", "timed-out"]
 
 
 def test_a_changed_action_set_gets_a_different_pause_key():

@@ -246,3 +246,19 @@ def test_the_endpoint_token_is_sent_but_never_recorded(
     )
     assert "act-secret-99" not in report.model_dump_json()
     assert "act-secret-99" not in json.dumps(_rows(deployment))
+
+
+def test_an_incident_whose_input_does_not_fit_the_schema_is_reported(
+    prefect_server, http_receiver
+):
+    CustomWebhookNotificationBlock(
+        name="incidents-2", url=http_receiver.url, json_data={"t": "{{subject}}"}
+    ).save("incidents-2", overwrite=True)
+    deployment = _deployment()
+    bad = INCIDENT.model_copy(update={"input": {"title": "x", "severity": "sev9"}})
+
+    with pytest.raises(DeliveryError, match="does not fit the open_incident schema"):
+        _act([bad], deployment, dispatch_actions=True, incident_block="incidents-2")
+
+    assert http_receiver.requests == []
+    assert _rows(deployment)[0]["status"] == "failed"
