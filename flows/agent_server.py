@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import hmac
 import json
 import os
@@ -15,10 +16,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import FastAPI, Response, Security
+from fastapi import FastAPI, Header, Response, Security
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -61,6 +63,8 @@ class AgentState:
     analyse: Analyse | None = None
     repeat_last: bool = False
     received: list[ReceivedRequest] = field(default_factory=list)
+    #: Idempotency-Key -> (request fingerprint, answer JSON).
+    answers: dict[str, tuple[str, str]] = field(default_factory=dict)
     _script: list[ScriptedResponse] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -101,15 +105,24 @@ def create_app(state: AgentState) -> FastAPI:
         ASSIST_PATH,
         response_model=AssistAnswer,
         dependencies=[Security(bearer)],
-        responses={401: {"description": "Missing or wrong bearer token"}},
+        responses={
+            401: {"description": "Missing or wrong bearer token"},
+            409: {"description": "Another request was posted under this key"},
+        },
         summary="Analyse completions calls and propose actions",
     )
-    async def assist(request: AssistRequest) -> Any:
+    async def assist(
+        request: AssistRequest,
+        idempotency_key: Annotated[
+            str | None,
+            Header(description="Same key, same request: the first answer again."),
+        ] = None,
+    ) -> Any:
         scripted = state.next_response()
-        if scripted is None or (scripted.body is None and 200 <= scripted.status < 300):
+        if scripted is None:
+            return _answer_once(state, request, idempotency_key)
+        if scripted.body is None and 200 <= scripted.status < 300:
             answer = _analyse(state, request)
-            if scripted is None:
-                return answer
             scripted = scripted.model_copy(update={"body": answer.model_dump_json()})
         await state.pause(scripted.delay_s)
         return Response(
@@ -121,6 +134,32 @@ def create_app(state: AgentState) -> FastAPI:
     app.state.agent = state
     app.add_middleware(_Gate, state=state)
     return app
+
+
+def _answer_once(
+    state: AgentState, request: AssistRequest, key: str | None
+) -> AssistAnswer | Response:
+    """Answer a key once: a repeat gets the first answer, another body gets 409."""
+    if key is None:
+        return _analyse(state, request)
+    fingerprint = hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+    with state._lock:
+        kept = state.answers.get(key)
+    if kept is not None and kept[0] != fingerprint:
+        return JSONResponse(
+            {"error": "a different request was already posted with this key"},
+            status_code=409,
+        )
+    if kept is not None:
+        return Response(
+            kept[1],
+            media_type="application/json",
+            headers={"idempotent-replayed": "true"},
+        )
+    answer = _analyse(state, request)
+    with state._lock:
+        state.answers.setdefault(key, (fingerprint, answer.model_dump_json()))
+    return answer
 
 
 def _analyse(state: AgentState, request: AssistRequest) -> AssistAnswer:

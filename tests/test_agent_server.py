@@ -19,7 +19,7 @@ from flows.agent_server import (
     serve_in_background,
     serve_main,
 )
-from flows.assist import AssistAnswer
+from flows.assist import AssistAnswer, AssistRequest
 from tests.test_agent_api import TOKEN, fixed_analyse, sample_request
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,7 +42,10 @@ def test_openapi_document_comes_from_the_assist_models() -> None:
     assert body_schema == {"$ref": "#/components/schemas/AssistRequest"}
     assert answer_schema == {"$ref": "#/components/schemas/AssistAnswer"}
     assert operation["security"] == [{"HTTPBearer": []}]
-    assert "401" in operation["responses"]
+    assert {"401", "409", "422"} <= set(operation["responses"])
+    assert [(p["name"], p["in"]) for p in operation["parameters"]] == [
+        ("idempotency-key", "header")
+    ]
     schemas = document["components"]["schemas"]
     assert schemas["AssistAnswer"]["required"] == ["summary", "error_count"]
     assert set(schemas["AssistRequest"]["required"]) == set(
@@ -293,3 +296,31 @@ def test_serve_main_serves_over_http_in_its_own_process(cases_dir: Path) -> None
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_the_same_key_and_body_get_the_first_answer_again() -> None:
+    calls: list[str] = []
+
+    def counting(request: AssistRequest) -> AssistAnswer:
+        calls.append(request.session_id)
+        return AssistAnswer(summary=f"answer {len(calls)}", error_count=0)
+
+    body = sample_request().model_dump(mode="json")
+    headers = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": "assist-abc"}
+    with serve_in_background(token=TOKEN, analyse=counting) as server:
+        first = httpx.post(f"{server.url}/v1/assist", json=body, headers=headers)
+        again = httpx.post(f"{server.url}/v1/assist", json=body, headers=headers)
+        other = dict(body, session_id="another-session")
+        conflict = httpx.post(f"{server.url}/v1/assist", json=other, headers=headers)
+        new_key = httpx.post(
+            f"{server.url}/v1/assist",
+            json=other,
+            headers={**headers, "Idempotency-Key": "assist-def"},
+        )
+
+    assert first.json()["summary"] == "answer 1"
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert conflict.status_code == 409
+    assert new_key.json()["summary"] == "answer 2"
+    assert len(calls) == 2
