@@ -9,7 +9,14 @@ from typing import cast
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from flows.errors import ConfigurationError
 
@@ -20,6 +27,12 @@ TOKEN_ENV = "AGENTAPI_TOKEN"
 TIMEOUT_ENV = "AGENTAPI_TIMEOUT_MS"
 ALLOW_HTTP_ENV = "AGENTAPI_ALLOW_INSECURE_HTTP"
 DEFAULT_TIMEOUT_MS = 10_000
+#: Optional env vars for the retry policy, by `AgentApiConfig` field.
+POLICY_ENVS = {
+    "max_attempts": "AGENTAPI_MAX_ATTEMPTS",
+    "deadline_s": "AGENTAPI_DEADLINE_S",
+    "retry_after_cap_s": "AGENTAPI_RETRY_AFTER_CAP_S",
+}
 
 _PROXY_ENVS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
@@ -101,14 +114,25 @@ def load_agent_api_config(
         allow_insecure_http = _env_flag(ALLOW_HTTP_ENV)
     base_url = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
     token, source = _read_token(token_block)
-    config = AgentApiConfig(
-        base_url=base_url,
-        token=SecretStr(token),
-        token_source=source,
-        read_timeout_s=_timeout_ms() / 1000,
-        allow_insecure_http=allow_insecure_http,
-        **overrides,
-    )
+    policy = {**_policy_from_env(), **overrides}
+    try:
+        config = AgentApiConfig(
+            base_url=base_url,
+            token=SecretStr(token),
+            token_source=source,
+            read_timeout_s=_timeout_ms() / 1000,
+            allow_insecure_http=allow_insecure_http,
+            **policy,
+        )
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, item['loc']))}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise ConfigurationError(
+            f"invalid Agent API retry settings ({problems}); check "
+            f"{', '.join(POLICY_ENVS.values())}"
+        ) from None
     check_proxy_environment(base_url)
     return config
 
@@ -262,6 +286,18 @@ def _load_secret_block(name: str, source: str) -> str:
     if not isinstance(value, str):
         raise ConfigurationError(f"{source} must hold a string token")
     return value
+
+
+def _policy_from_env() -> dict[str, float]:
+    policy = {}
+    for name, env in POLICY_ENVS.items():
+        raw = os.environ.get(env, "").strip()
+        if raw:
+            try:
+                policy[name] = float(raw)
+            except ValueError:
+                raise ConfigurationError(f"{env}={raw!r} is not a number") from None
+    return policy
 
 
 def _timeout_ms() -> float:

@@ -128,6 +128,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         "AGENTAPI_TOKEN",
         "AGENTAPI_TIMEOUT_MS",
         "AGENTAPI_ALLOW_INSECURE_HTTP",
+        "AGENTAPI_MAX_ATTEMPTS",
+        "AGENTAPI_DEADLINE_S",
+        "AGENTAPI_RETRY_AFTER_CAP_S",
         "HTTP_PROXY",
         "HTTPS_PROXY",
         "ALL_PROXY",
@@ -275,6 +278,63 @@ def test_a_bad_timeout_is_refused(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("AGENTAPI_TIMEOUT_MS", "ten seconds")
     with pytest.raises(ConfigurationError, match="AGENTAPI_TIMEOUT_MS='ten seconds'"):
         load_agent_api_config("https://agent.example", None)
+
+
+def test_the_retry_policy_from_env(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("AGENTAPI_TOKEN", TOKEN)
+    clean_env.setenv("AGENTAPI_MAX_ATTEMPTS", "3")
+    clean_env.setenv("AGENTAPI_DEADLINE_S", "90")
+    clean_env.setenv("AGENTAPI_RETRY_AFTER_CAP_S", "45")
+
+    config = load_agent_api_config("https://agent.example", None)
+
+    assert config is not None
+    assert (config.max_attempts, config.deadline_s, config.retry_after_cap_s) == (
+        3,
+        90.0,
+        45.0,
+    )
+    assert load_agent_api_config(
+        "https://agent.example", None, max_attempts=7
+    ) == config.model_copy(update={"max_attempts": 7})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("AGENTAPI_MAX_ATTEMPTS", "0", "max_attempts: Input should be greater than"),
+        ("AGENTAPI_MAX_ATTEMPTS", "2.5", "max_attempts"),
+        ("AGENTAPI_DEADLINE_S", "soon", "AGENTAPI_DEADLINE_S='soon' is not a number"),
+    ],
+)
+def test_a_bad_retry_policy_is_refused(
+    clean_env: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    clean_env.setenv("AGENTAPI_TOKEN", TOKEN)
+    clean_env.setenv(name, value)
+    with pytest.raises(ConfigurationError, match=message):
+        load_agent_api_config("https://agent.example", None)
+
+
+@pytest.mark.slow
+def test_a_secret_block_loads_inside_an_async_flow(
+    prefect_server: None, clean_env: pytest.MonkeyPatch
+) -> None:
+    """Secret.load would hand an async flow a coroutine; the config must not care."""
+    from prefect import flow
+    from prefect.blocks.system import Secret
+
+    Secret(value=TOKEN).save("agentapi-cred-async", overwrite=True, _sync=True)  # type: ignore[call-arg]
+
+    @flow
+    async def check_config() -> str:
+        config = load_agent_api_config("https://agent.example", "agentapi-cred-async")
+        assert config is not None
+        return config.token_source
+
+    assert asyncio.run(check_config()) == (
+        "the Prefect Secret block 'agentapi-cred-async'"
+    )
 
 
 @pytest.mark.slow
