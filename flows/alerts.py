@@ -29,6 +29,8 @@ from prefect.blocks.core import Block
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.context import FlowRunContext
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_run_logger
 from prefect.utilities.urls import url_for
 
 from flows.errors import ConfigurationError, DeliveryError
@@ -39,6 +41,14 @@ logger = logging.getLogger(__name__)
 
 NOTIFICATION_BLOCK_ENV = "COMPLETIONS_AGENT_NOTIFICATION_BLOCK"
 TOKEN_ENV = "AGENTAPI_TOKEN"
+
+
+def run_logger(name: str) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The run's logger in a flow or task run (lines reach the UI), else `name`'s."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(name)
 
 
 def scrub_secrets(text: str) -> str:
@@ -169,7 +179,9 @@ async def send_notification(reference: str, *, subject: str, body: str) -> None:
             f"notification block {reference!r} could not send "
             f"({type(exc).__name__}); check the block's URL and credentials"
         ) from exc
-    logger.info("Sent %r through notification block %s", subject, reference)
+    run_logger(__name__).info(
+        "Sent %r through notification block %s", subject, reference
+    )
 
 
 def notification_block_name(flow_run: FlowRun) -> str | None:

@@ -20,7 +20,6 @@ Every decision and outcome is kept in one table artifact under a stable key.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import re
 from datetime import UTC, datetime
@@ -31,14 +30,12 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.variables import Variable
 from pydantic import BaseModel, Field, ValidationError
 
-from flows.alerts import current_run_url, send_notification
+from flows.alerts import current_run_url, run_logger, send_notification
 from flows.approvals import ApprovalDecision, wait_for_approval
 from flows.assist import Action, AssistAnswer, OpenIncidentInput
 from flows.errors import DeliveryError
 from flows.pulse import RetryPolicy, post_json
 from flows.window import Window
-
-logger = logging.getLogger(__name__)
 
 ACTION_TOKEN_ENV = "ACTION_ENDPOINT_TOKEN"
 Decision = Literal[
@@ -135,7 +132,7 @@ async def act_on_answer(
             _unsent(a, "recorded-only", "dispatch_actions is off")
             for a in answer.actions
         ]
-        logger.info(
+        run_logger(__name__).info(
             "%d action(s) recorded for review; dispatch_actions is off", len(off)
         )
         await _record(report(off), "Actions recorded only: dispatch_actions is off.")
@@ -228,7 +225,9 @@ class _Dispatcher:
             else:
                 outcome = await self._post(action, outcome, decision, approver)
         except DeliveryError as exc:
-            logger.warning("Action %s (%s) failed: %s", action.id, action.tool, exc)
+            run_logger(__name__).warning(
+                "Action %s (%s) failed: %s", action.id, action.tool, exc
+            )
             return outcome.model_copy(
                 update={
                     "status": "failed",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import os
 import random
 import re
@@ -23,13 +22,11 @@ import httpx
 from pydantic import BaseModel, Field
 
 from flows.agent_api import RETRIED_STATUSES, retry_after_seconds
-from flows.alerts import current_run_url, scrub_secrets
+from flows.alerts import current_run_url, run_logger, scrub_secrets
 from flows.assist import AssistAnswer
 from flows.errors import DeliveryError
 from flows.http_errors import excerpt
 from flows.window import Window
-
-logger = logging.getLogger(__name__)
 
 PULSE_WEBHOOK_ENV = "PULSE_WEBHOOK_URL"
 
@@ -118,7 +115,9 @@ async def post_json(
                 status = None
             else:
                 status = response.status_code
-                logger.info("POST %s for %s: HTTP %d", where(url), what, status)
+                run_logger(__name__).info(
+                    "POST %s for %s: HTTP %d", where(url), what, status
+                )
                 if status < 300:
                     return Delivery(
                         status=status, attempts=attempt, idempotency_key=idempotency_key
@@ -137,7 +136,7 @@ async def post_json(
             if attempt == policy.attempts:
                 break
             wait = _wait(policy, attempt, retry_after, what, problem)
-            logger.warning(
+            run_logger(__name__).warning(
                 "%s: attempt %d/%d failed (%s); retrying in %.1f s",
                 what,
                 attempt,
@@ -219,7 +218,7 @@ async def publish_tile(
     )
     key = tile_idempotency_key(deployment, window)
     if url is None:
-        logger.info(
+        run_logger(__name__).info(
             "No Pulse webhook configured (pulse_webhook_url or %s): tile not posted",
             PULSE_WEBHOOK_ENV,
         )
