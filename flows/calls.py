@@ -76,11 +76,19 @@ def parse_call(text: str, fields: dict[str, Any] | None = None) -> ParsedCall | 
     """
     if is_retry_line(text):
         return None
+    call = parse_text(text)
+    if call is None and fields:
+        return _json_call(fields)
+    return call
+
+
+def parse_text(text: str) -> ParsedCall | None:
+    """The call a line's text describes, without looking at JSON fields."""
     for parse in (_httpx, _node, _access):
         call = parse(text)
         if call is not None:
             return call
-    return _json_call(fields) if fields else None
+    return None
 
 
 def redact_url(url: str) -> str:

@@ -25,7 +25,7 @@ straddles a bound is read line by line.
 
 from __future__ import annotations
 
-import mmap
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -166,24 +166,27 @@ class _Pending:
     size: int = 0
 
 
-def read_blocks(path: Path, block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
-    """Yield chunks of whole lines (each ends with `\\n`) from a file.
+def read_blocks(
+    path: Path, block_size: int = BLOCK_SIZE
+) -> Iterator[tuple[bytes, int]]:
+    """Yield `(chunk, limit)`: `chunk[:limit]` is whole lines, each ending in `\\n`.
 
-    A regular file is memory-mapped, so each block is copied once; anything else
-    (a pipe, an empty file) is read.
+    A regular file is read with `pread` in chunks of one fixed size (the line
+    cut at the end of a chunk is read again at the start of the next): equal
+    sizes let the allocator reuse the same memory, so the peak does not grow
+    with the file, and no chunk is copied twice. Anything else (a pipe) is read
+    as a stream.
 
     Raises:
         LogFileError: if the file cannot be opened or read.
     """
     try:
         with path.open("rb") as handle:
-            try:
-                view = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-            except (OSError, ValueError):  # empty, or not a regular file
-                yield from _blocks(handle.read, block_size)
-                return
-            with view:
-                yield from _mapped_blocks(view, block_size)
+            if path.is_file():
+                yield from _positioned_blocks(handle.fileno(), block_size)
+            else:
+                for block in _blocks(handle.read, block_size):
+                    yield block, len(block)
     except OSError as error:
         raise LogFileError(
             f"cannot read log file {path}: {error.strerror or error}; "
@@ -191,30 +194,37 @@ def read_blocks(path: Path, block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
         ) from error
 
 
-def _mapped_blocks(view: mmap.mmap, block_size: int) -> Iterator[bytes]:
-    position, size = 0, len(view)
-    while position < size:
-        limit = min(position + block_size, size)
-        end = view.rfind(b"\n", position, limit) + 1
-        if end <= position:  # no newline in a whole block: one long line
-            newline = view.find(b"\n", limit)
-            end = size if newline < 0 else newline + 1
-            if end - position > MAX_LINE_BYTES:
-                yield view[position : position + MAX_LINE_BYTES] + b"\n"
-                _release(view, position, end)
-                position = end
-                continue
-        block = view[position:end]
-        _release(view, position, end)
-        position = end
-        yield block if block.endswith(b"\n") else block + b"\n"
+def _positioned_blocks(descriptor: int, block_size: int) -> Iterator[tuple[bytes, int]]:
+    position = 0
+    while True:
+        chunk = os.pread(descriptor, block_size, position)
+        if not chunk:
+            return
+        limit = chunk.rfind(b"\n") + 1
+        if limit == 0:
+            # One line longer than a block, or the last line without a newline.
+            line, position = _long_line(descriptor, position)
+            yield line, len(line)
+            continue
+        position += limit
+        yield chunk, limit
 
 
-def _release(view: mmap.mmap, start: int, end: int) -> None:
-    """Drop mapped pages already copied out, so memory does not grow with the file."""
-    first = start - start % mmap.PAGESIZE
-    if end - first >= mmap.PAGESIZE and hasattr(mmap, "MADV_DONTNEED"):
-        view.madvise(mmap.MADV_DONTNEED, first, end - first)
+def _long_line(descriptor: int, position: int) -> tuple[bytes, int]:
+    """The line at `position` (cut at MAX_LINE_BYTES), and where the next begins."""
+    head = os.pread(descriptor, MAX_LINE_BYTES + 1, position)
+    newline = head.find(b"\n")
+    if newline >= 0:
+        return head[: newline + 1], position + newline + 1
+    if len(head) <= MAX_LINE_BYTES:
+        return head + b"\n", position + len(head)
+    position += len(head)
+    while True:  # skip the rest of the cut line
+        rest = os.pread(descriptor, MAX_LINE_BYTES, position)
+        newline = rest.find(b"\n")
+        if not rest or newline >= 0:
+            return head[:MAX_LINE_BYTES] + b"\n", position + newline + 1
+        position += len(rest)
 
 
 def _blocks(read: Callable[[int], bytes], block_size: int) -> Iterator[bytes]:

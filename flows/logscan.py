@@ -109,21 +109,23 @@ class LogScanner:
         self.layout = Layout.PLAIN
         self.timed = True
         self._pending: dict[tuple[StreamKey, bytes], _Pending] = {}
+        self._limit = 0  # the current block's data ends here (see read_blocks)
 
     def run(self) -> dict[StreamKey, StreamCounts]:
         """Read the whole file; return the counters of every stream found in it."""
         blocks = read_blocks(self.log_file.path, self.block_size)
         first = next(blocks, None)
         if first is not None:
-            self._start(first)
-            for block in chain([first], blocks):
+            self._start(first[0][: min(first[1], 65536)])
+            for block, limit in chain([first], blocks):
+                self._limit = limit
                 self._block(block)
         for key in list(self._pending):
             self._emit_pending(key)
         return self.streams or {self.default: StreamCounts()}
 
     def _start(self, first: bytes) -> None:
-        head = strip_ansi(first[:65536])
+        head = strip_ansi(first)
         self.layout = detect_layout(self.log_file, head)
         if self.layout in (Layout.PLAIN, Layout.PREFIX):
             # Without runtime timestamps, only look for the application's own
@@ -142,7 +144,7 @@ class LogScanner:
     # The exact path: every physical line, one at a time.
 
     def _slow(self, block: bytes) -> None:
-        position, size = 0, len(block)
+        position, size = 0, self._limit
         while position < size:
             end = block.find(b"\n", position)
             self._feed(split_record(block[position:end], self.layout, self.default))
@@ -206,7 +208,7 @@ class LogScanner:
         for start in specials:
             end = block.find(b"\n", start)
             self._feed(split_record(block[start:end], self.layout, self.default))
-        bulk = block.count(b"\n") - len(specials)
+        bulk = block.count(b"\n", 0, self._limit) - len(specials)
         counts.lines_read += bulk
         if inside:
             counts.lines_in_window += bulk
@@ -258,7 +260,7 @@ class LogScanner:
                 break
             position = end + 1
         last: datetime | None = None
-        end = len(block) - 1
+        end = self._limit - 1
         for _ in range(_EDGE_LINES):
             if end <= 0:
                 break
@@ -279,7 +281,7 @@ class LogScanner:
             for _, channel in self._pending:
                 self._add_next(block, 0, channel, starts)
             for marker in (b"stdout P", b"stderr P"):
-                hit = block.find(marker)
+                hit = block.find(marker, 0, self._limit)
                 while hit >= 0:
                     start = block.rfind(b"\n", 0, hit) + 1
                     end = block.find(b"\n", hit)
@@ -287,19 +289,19 @@ class LogScanner:
                     if record.partial and record.stamp is not None:
                         starts.add(start)
                         self._add_next(block, end + 1, record.channel, starts)
-                    hit = block.find(marker, end)
+                    hit = block.find(marker, end, self._limit)
         elif self.layout is Layout.TIMESTAMPS:
             if self._pending:
                 starts.add(0)
-            for probe in range(0, len(block), _PROBE):
-                if block.find(b"\n", probe, probe + _PROBE) >= 0:
+            for probe in range(0, self._limit, _PROBE):
+                if block.find(b"\n", probe, min(probe + _PROBE, self._limit)) >= 0:
                     continue
                 start = block.rfind(b"\n", 0, probe) + 1
                 end = block.find(b"\n", probe)
                 record = split_record(block[start:end], self.layout, self.default)
                 if record.partial:
                     starts.add(start)
-                    if end + 1 < len(block):
+                    if end + 1 < self._limit:
                         starts.add(end + 1)
         return sorted(starts)
 
@@ -307,7 +309,7 @@ class LogScanner:
         self, block: bytes, position: int, channel: bytes, starts: set[int]
     ) -> None:
         """Add the next CRI record of `channel` at or after `position`."""
-        while position < len(block):
+        while position < self._limit:
             end = block.find(b"\n", position)
             record = split_record(block[position:end], self.layout, self.default)
             if record.channel == channel:
@@ -333,12 +335,12 @@ class LogScanner:
         ordered = first is None or last is None or first <= last
         batch = CandidateBatch(self, block, before, hour, ordered)
         spans = batch.spans
-        anchor, find, rfind = self.anchor, block.find, block.rfind
-        hit = find(anchor)
+        anchor, find, rfind, limit = self.anchor, block.find, block.rfind, self._limit
+        hit = find(anchor, 0, limit)
         while hit >= 0:
             start = rfind(b"\n", 0, hit) + 1
             end = find(b"\n", hit)
-            hit = find(anchor, end + 1)
+            hit = find(anchor, end + 1, limit)
             if start not in specials:
                 spans.append((start, end))
         if spans:

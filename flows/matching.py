@@ -21,13 +21,25 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from flows.calls import ParsedCall, is_retry_line, parse_call, redact_urls
+from flows.calls import (
+    ParsedCall,
+    is_retry_line,
+    parse_call,
+    parse_text,
+    redact_urls,
+)
 from flows.calls import _httpx as _httpx_call
 from flows.logfiles import BLOCK_SIZE, Bounds, LogicalLine, StreamCounts, StreamKey
 from flows.logscan import CandidateBatch, LogScanner
 from flows.logtext import decode, shown_text, strip_ansi, truncate
 from flows.records import CallRecord, ContainerCoverage, FilterResult, LogFile
-from flows.stats import CallCounter, TopCalls, severity
+from flows.stats import (
+    CallCounter,
+    TopCalls,
+    call_identity,
+    raw_identity,
+    severity,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,11 +86,14 @@ class Matcher:
 
     def matches(self, text: str, fields: dict[str, Any] | None) -> bool:
         """True when the line counts as a completions call."""
+        return self.decide(text, parse_call(text, fields))
+
+    def decide(self, text: str, call: ParsedCall | None) -> bool:
+        """Like `matches`, given the call already parsed from the same line."""
         if self.rule == "literal":
             return all(pattern in text for pattern in self.include) and not (
                 is_retry_line(text)
             )
-        call = parse_call(text, fields)
         return call is not None and _is_completions_call(call)
 
 
@@ -114,6 +129,7 @@ class _Collector:
         self.top = TopCalls(top_n)
         self._words = words_of(matcher.include, matcher.rule)
         self._known: dict[bytes, _KnownCall | None] = {}
+        self._decisions: dict[str, _Decision] = {}
 
     def line(self, line: LogicalLine) -> None:
         """One candidate line: the general lane."""
@@ -190,10 +206,41 @@ class _Collector:
 
     def _general(self, line: LogicalLine) -> None:
         text, fields = shown_text(decode(strip_ansi(line.content)))
-        if self.matcher.matches(text, fields):
-            record = to_record(line, text, fields)
-            self.counter.add(record)
-            self.top.add(record)
+        decision = self._decisions.get(text)
+        if decision is None:
+            call = parse_call(text, fields)
+            decision = _Decision(self.matcher.decide(text, call), call)
+            # Only a decision that the text alone made can be reused for the text.
+            if fields is None or (call is not None and parse_text(text) == call):
+                if len(self._decisions) >= self._CACHE_LIMIT:
+                    self._decisions.clear()
+                self._decisions[text] = decision
+        if not decision.wanted:
+            return
+        stream, call = line.stream, decision.call
+        if call is None:
+            same = raw_identity(
+                stream.pod, stream.container, truncate(redact_urls(text))
+            )
+            self.counter.count(None, None, None, stream.pod, line.hour)
+            level = severity(None)
+        else:
+            same = (stream.pod, stream.container, *call_identity(call))
+            self.counter.count(call.status, call.host, call.path, stream.pod, line.hour)
+            level = severity(call.status)
+        self.top.offer(
+            same, level, lambda: line.moment, lambda: to_record(line, text, fields)
+        )
+
+
+class _Decision:
+    """Whether a shown text is a match, and the call parsed from it."""
+
+    __slots__ = ("call", "wanted")
+
+    def __init__(self, wanted: bool, call: ParsedCall | None) -> None:
+        self.wanted = wanted
+        self.call = call
 
 
 class _KnownCall:
@@ -213,15 +260,7 @@ class _KnownCall:
             self.wanted = all(pattern in text for pattern in matcher.include)
         else:
             self.wanted = _is_completions_call(call)
-        self.identity = (
-            call.method,
-            call.scheme,
-            call.host,
-            call.path,
-            call.http_version,
-            call.status,
-            call.reason,
-        )
+        self.identity = call_identity(call)
         self.level = severity(call.status)
 
     def fits(self, matcher: Matcher) -> bool:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import cmp_to_key
 
+from flows.calls import ParsedCall
 from flows.logfiles import hour_of
 from flows.records import CallRecord, CallStatistics
 
@@ -128,10 +129,13 @@ def identity(call: CallRecord) -> tuple[object, ...]:
     line of unknown format by its text without a leading timestamp.
     """
     if call.method is None and call.status is None:
-        return (call.pod, call.container, _LEADING_TIME.sub("", call.line))
+        return raw_identity(call.pod, call.container, call.line)
+    return (call.pod, call.container, *call_identity(call))
+
+
+def call_identity(call: CallRecord | ParsedCall) -> tuple[object, ...]:
+    """The parts of a parsed call that identify it (without pod and container)."""
     return (
-        call.pod,
-        call.container,
         call.method,
         call.scheme,
         call.host,
@@ -140,6 +144,13 @@ def identity(call: CallRecord) -> tuple[object, ...]:
         call.status,
         call.reason,
     )
+
+
+def raw_identity(
+    pod: str | None, container: str | None, line: str
+) -> tuple[object, ...]:
+    """The identity of a line of unknown format: its text without a leading time."""
+    return (pod, container, _LEADING_TIME.sub("", line))
 
 
 def rank(call: CallRecord) -> tuple[object, ...]:
