@@ -88,6 +88,8 @@ def current_run_url() -> str | None:
 def slot_of(flow_run: FlowRun) -> str:
     """The slot a run analyses, worked out from its parameters as the flow does."""
     parameters = flow_run.parameters or {}
+    if parameters.get("log_files"):
+        return "none (log files were read, not the cluster)"
     end = parameters.get("window_end") or flow_run.expected_start_time
     if end is None:
         return "unknown (the run has no scheduled start time)"

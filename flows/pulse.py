@@ -19,6 +19,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from flows.agent_api import RETRIED_STATUSES, retry_after_seconds
@@ -237,4 +239,18 @@ async def publish_tile(
         tile_id=tile.tile_id,
         idempotency_key=key,
         detail=f"HTTP {delivery.status} after {delivery.attempts} attempt(s)",
+    )
+
+
+@task(name="publish-tile", cache_policy=NO_CACHE)
+async def publish_tile_task(
+    answer: AssistAnswer,
+    *,
+    window: Window,
+    deployment: str,
+    webhook_url: str | None = None,
+) -> TilePublication:
+    """`publish_tile` as a task, so the run's graph shows it. Retries are inside."""
+    return await publish_tile(
+        answer, window=window, deployment=deployment, webhook_url=webhook_url
     )

@@ -148,6 +148,7 @@ def test_the_slot_follows_the_flow_parameters_like_the_flow_does():
         slot_of(_flow_run(window_hours=6, window_end="2026-03-10T13:00:00+00:00"))
         == "2026-03-10T07:00:00Z/2026-03-10T13:00:00Z"
     )
+    assert slot_of(_flow_run(log_files=["a.log"])).startswith("none (log files")
 
 
 def test_the_message_never_carries_a_credential_or_personal_data(token):

@@ -11,7 +11,7 @@ from prefect import flow
 
 from flows.assist import Action, AssistAnswer
 from flows.errors import DeliveryError
-from flows.pulse import RetryPolicy, post_json, publish_tile
+from flows.pulse import RetryPolicy, post_json, publish_tile, publish_tile_task
 from flows.window import window_ending_at
 
 TOKEN = "tok-pulse-51c0ffee9d"
@@ -191,7 +191,7 @@ def test_inside_a_run_the_tile_links_to_the_flow_run(prefect_server, http_receiv
     async def publishing() -> str:
         from prefect.runtime import flow_run
 
-        await publish_tile(
+        await publish_tile_task(
             _answer(),
             window=WINDOW,
             deployment="dealershipai/orchestrator",
