@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field, ValidationError
 from flows.alerts import current_run_url, run_logger, send_notification
 from flows.approvals import ApprovalDecision, wait_for_approval
 from flows.assist import Action, AssistAnswer, OpenIncidentInput
-from flows.errors import DeliveryError
+from flows.errors import ConfigurationError, DeliveryError
 from flows.pulse import RetryPolicy, post_json
 from flows.window import Window
 
@@ -224,7 +224,7 @@ class _Dispatcher:
                 outcome = await self._open_incident(action, outcome)
             else:
                 outcome = await self._post(action, outcome, decision, approver)
-        except DeliveryError as exc:
+        except (DeliveryError, ConfigurationError) as exc:
             run_logger(__name__).warning(
                 "Action %s (%s) failed: %s", action.id, action.tool, exc
             )
@@ -232,7 +232,7 @@ class _Dispatcher:
                 update={
                     "status": "failed",
                     "detail": str(exc),
-                    "http_status": exc.status,
+                    "http_status": getattr(exc, "status", None),
                 }
             )
         except ValidationError as exc:

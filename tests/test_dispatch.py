@@ -262,3 +262,21 @@ def test_an_incident_whose_input_does_not_fit_the_schema_is_reported(
 
     assert http_receiver.requests == []
     assert _rows(deployment)[0]["status"] == "failed"
+
+
+def test_a_missing_incident_block_is_recorded_and_the_others_still_go(
+    prefect_server, http_receiver
+):
+    deployment = _deployment()
+
+    with pytest.raises(DeliveryError, match="'no-such-pager' was not found"):
+        _act(
+            [INCIDENT, REFRESH],
+            deployment,
+            dispatch_actions=True,
+            incident_block="no-such-pager",
+            action_endpoints={"queue_refresh": http_receiver.url},
+        )
+
+    assert [r["json"]["action_id"] for r in http_receiver.requests] == ["refresh-1"]
+    assert [row["status"] for row in _rows(deployment)] == ["failed", "dispatched"]
