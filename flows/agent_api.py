@@ -25,9 +25,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 from prefect import get_run_logger, task
@@ -43,6 +41,13 @@ from flows.errors import (
     AnswerValidationError,
 )
 from flows.http_errors import describe_rejection, excerpt
+from flows.retry_policy import (
+    RETRIED_STATUSES,
+    Clock,
+    SystemClock,
+    backoff_seconds,
+    retry_after_seconds,
+)
 
 __all__ = [
     "AgentApiConfig",
@@ -50,29 +55,10 @@ __all__ = [
     "load_agent_api_config",
     "post_assist",
     "post_assist_task",
+    "retry_after_seconds",
 ]
 
-RETRIED_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-
 Logger = logging.Logger | logging.LoggerAdapter[Any]
-
-
-class Clock(Protocol):
-    """Where the post step reads the time and waits; tests pass a fake one."""
-
-    def now(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    """The monotonic clock and real sleeps."""
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
 
 
 #: The clock `post_assist` uses when none is passed (the task passes none).
@@ -272,42 +258,9 @@ def _next_wait(
                 status=failure.error.status,
             )
         return asked
-    delay = min(config.backoff_max_s, config.backoff_base_s * 2 ** (attempt - 1))
-    return delay * (0.5 + 0.5 * jitter())
-
-
-def retry_after_seconds(
-    value: str | None, *, date: str | None = None, now: datetime | None = None
-) -> float | None:
-    """Seconds to wait from a `Retry-After` header, or None if absent or unreadable.
-
-    An HTTP date is measured from the response's `Date` header when there is one
-    (so a skewed local clock does not matter), else from `now`.
-    """
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        # NaN and negative numbers are as unreadable as garbage.
-        return seconds if seconds >= 0 and seconds == seconds else None
-    when = _http_date(value)
-    if when is None:
-        return None
-    reference = _http_date(date) if date else None
-    reference = reference or now or datetime.now(UTC)
-    return max(0.0, (when - reference).total_seconds())
-
-
-def _http_date(value: str) -> datetime | None:
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return backoff_seconds(
+        attempt, base=config.backoff_base_s, maximum=config.backoff_max_s, jitter=jitter
+    )
 
 
 def _give_up(

@@ -15,7 +15,6 @@ from flows.agent_api import (
     idempotency_key_for,
     post_assist,
     post_assist_task,
-    retry_after_seconds,
 )
 from flows.agent_config import AgentApiConfig, load_agent_api_config
 from flows.agent_server import serve_in_background
@@ -362,33 +361,7 @@ def test_a_missing_secret_block_is_a_configuration_error(
         load_agent_api_config("https://agent.example", "no-such-block")
 
 
-# --- Retry-After and the key ---------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "date", "expected"),
-    [
-        ("7", None, 7.0),
-        (" 0 ", None, 0.0),
-        ("1.5", None, 1.5),
-        ("Tue, 10 Mar 2026 13:02:00 GMT", "Tue, 10 Mar 2026 13:01:30 GMT", 30.0),
-        ("Tue, 10 Mar 2026 13:01:00 GMT", "Tue, 10 Mar 2026 13:01:30 GMT", 0.0),
-        ("soon", None, None),
-        ("-5", None, None),
-        ("nan", None, None),
-        ("", None, None),
-        (None, None, None),
-    ],
-)
-def test_retry_after_values(
-    value: str | None, date: str | None, expected: float | None
-) -> None:
-    assert retry_after_seconds(value, date=date) == expected
-
-
-def test_retry_after_date_without_a_date_header_uses_now() -> None:
-    now = datetime(2026, 3, 10, 13, 0, 0, tzinfo=UTC)
-    assert retry_after_seconds("Tue, 10 Mar 2026 13:00:45 GMT", now=now) == 45.0
+# --- the key ---------------------------------------------------
 
 
 def test_idempotency_key_is_stable_per_slot() -> None:

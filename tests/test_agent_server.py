@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -15,7 +14,6 @@ import pytest
 
 from flows.agent_server import (
     ScriptedResponse,
-    load_script,
     serve_in_background,
     serve_main,
 )
@@ -201,36 +199,6 @@ def test_stopping_cuts_a_long_scripted_delay_short() -> None:
             timeout=httpx.Timeout(5, read=0.3),
         )
     assert time.monotonic() - started < 5
-
-
-def test_load_script_reads_the_case_20_scenarios(cases_dir: Path) -> None:
-    responses = load_script(
-        cases_dir / "20-agent-api-retry-sequences.json", "transient-then-ok"
-    )
-    assert [r.status for r in responses] == [503, 429, 200]
-    assert responses[1].headers == {
-        "content-type": "application/json",
-        "retry-after": "2",
-    }
-    timeout = load_script(
-        cases_dir / "20-agent-api-retry-sequences.json", "read-timeout-after-send"
-    )
-    assert timeout[0].delay_s == 200
-
-
-def test_load_script_names_the_scenarios_it_has(cases_dir: Path) -> None:
-    with pytest.raises(ValueError, match=r"'always-503'.*pick one with --scenario"):
-        load_script(cases_dir / "20-agent-api-retry-sequences.json", "nope")
-
-
-@pytest.mark.parametrize(
-    "content",
-    [[{"status": 502}], {"responses": [{"status": 502}]}],
-)
-def test_load_script_plain_forms(tmp_path: Path, content: object) -> None:
-    path = tmp_path / "script.json"
-    path.write_text(json.dumps(content))
-    assert load_script(path) == [ScriptedResponse(status=502)]
 
 
 def test_serve_main_needs_the_token(
