@@ -218,6 +218,9 @@ def prepare_prefect_environment() -> None:
     """
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The Kubernetes and Agent API modules log through `flows.*` loggers; this
+    # sends their lines to the flow run's logs too.
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "flows")
 
 
 # --- commands that live in their own modules -------------------------------------

@@ -138,6 +138,7 @@ def test_stored_deployment_has_parameters_and_job_variables(
     assert set(deployment.job_variables["env"]) == {
         "AGENTAPI_BASE",
         "AGENTAPI_TIMEOUT_MS",
+        "PREFECT_LOGGING_EXTRA_LOGGERS",
     }
     assert deployment.work_pool_name == "kubernetes-pool"
     assert deployment.entrypoint == "flows/flow.py:orchestrator_completions_agent"
