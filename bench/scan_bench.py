@@ -6,7 +6,8 @@
 It generates (once, then reuses) a `--timestamps` log in `bench/data/` whose lines
 mix the formats real pods write (Python logging, JSON loggers, coloured console
 output, access logs, SDK retry lines, tracebacks) with a few percent of
-completions calls, runs both commands side by side, and prints the median
+completions calls (plain httpx lines, JSON messages and coloured lines), runs
+both commands side by side, and prints the median
 throughput ratio and each one's peak memory, plus the scan's peak memory on a
 10 MB file of the same kind (streaming means the two peaks are about the same).
 """
@@ -65,7 +66,8 @@ def noise(rng: random.Random, app_time: str) -> str:
         )
     if pick < 0.80:
         port = rng.randrange(30000, 60000)
-        return f'\x1b[32mINFO\x1b[0m:     10.42.0.7:{port} - "GET /healthz HTTP/1.1" 200 OK'
+        request = '"GET /healthz HTTP/1.1" 200 OK'
+        return f"\x1b[32mINFO\x1b[0m:     10.42.0.7:{port} - {request}"
     if pick < 0.88:
         return (
             f"{app_time} INFO httpx HTTP Request: POST "
@@ -73,11 +75,15 @@ def noise(rng: random.Random, app_time: str) -> str:
         )
     if pick < 0.93:
         return '  File "/app/orchestrator/worker.py", line 212, in run_batch'
-    if pick < 0.97:
-        return (
-            f'10.42.0.9 - - [10/Mar/2026:08:00:00 +0000] "POST /v1/chat/completions '
-            f'HTTP/1.1" 200 {rng.randrange(100, 9000)} "-" "OpenAI/Python 1.66.3"'
-        )
+    path = "/v1/chat/completions" if pick > 0.995 else f"/api/v1/items/{pick:.6f}"
+    return (
+        f'10.42.0.9 - - [10/Mar/2026:08:00:00 +0000] "POST {path} HTTP/1.1" '
+        f'200 {rng.randrange(100, 9000)} "-" "OpenAI/Python 1.66.3"'
+    )
+
+
+def retry(rng: random.Random, app_time: str) -> str:
+    """The SDK's line after a 429 or 5xx: it announces a retry, it is not a call."""
     return (
         f"{app_time} INFO openai._base_client Retrying request to /chat/completions "
         f"in 0.{rng.randrange(100, 999)} seconds"
@@ -120,12 +126,16 @@ def generate(path: Path, size: int, match_percent: float, seed: int = 7) -> int:
                 clock = f"{hour:02d}:{minute:02d}:{second:02d}"
                 date = f"2026-03-{9 + day:02d}"
                 app_time = f"{date} {clock},{nanos // 1000000:03d}"
+                stamp = f"{date}T{clock}.{nanos:09d}Z"
                 if rng.random() * 100 < match_percent:
                     text = call(rng, app_time)
                     calls += 1
+                    if "HTTP/1.1 200" not in text:
+                        chunk.append(f"{stamp} {text}\n")
+                        text = retry(rng, app_time)
                 else:
                     text = noise(rng, app_time)
-                chunk.append(f"{date}T{clock}.{nanos:09d}Z {text}\n")
+                chunk.append(f"{stamp} {text}\n")
             block = "".join(chunk)
             handle.write(block)
             written += len(block.encode())
@@ -135,7 +145,7 @@ def generate(path: Path, size: int, match_percent: float, seed: int = 7) -> int:
 
 
 def ensure(size: int, match_percent: float) -> tuple[Path, int]:
-    path = DATA / f"mixed-{size}-{match_percent:g}pct.log"
+    path = DATA / f"mixed-v2-{size}-{match_percent:g}pct.log"
     if not path.exists():
         print(f"generating {path} ({size / 1e6:.0f} MB) ...", flush=True)
         generate(path, size, match_percent)

@@ -3,8 +3,8 @@
 Speed comes from doing per-line Python work only for the few lines that need it.
 A block is counted with `bytes.count(b"\\n")`, and only the lines that contain the
 *anchor* (a piece of text every match must contain) are cut out and handed on.
-The anchor is a necessary condition, never a sufficient one, because everything
-that could hide it is undone before it is searched for:
+The anchor is a necessary condition, never a sufficient one, and nothing a real
+log contains hides it:
 
 - the anchor is a word (letters and digits): colour formatters put their ANSI
   CSI sequences around words, not inside them, so the raw line still holds it,
@@ -13,6 +13,9 @@ that could hide it is undone before it is searched for:
   rejoined and the joined line is tested as a whole;
 - JSON escapes cannot hide the anchor either: encoders never escape letters and
   digits.
+
+The one input that would hide it, a colour sequence inside a word
+(`compl\\x1b[1metions`), is not something formatters write.
 
 Windows: a line's time is its own timestamp (the runtime's, or else the one the
 application wrote at its start), or else the time of the nearest earlier line of
