@@ -60,25 +60,26 @@ class CallCollector:
         coloured = b"\x1b" in block
         groups: dict[bytes, list[int]] = {}
         for index, (start, end) in enumerate(batch.spans):
-            for word in others:
-                if find(word, start, end) < 0:
-                    break  # cannot match: a word of the patterns is missing
+            if coloured and find(b"\x1b", start, end) >= 0:
+                line = strip_ansi(block[start:end])
+                at = line.find(b"HTTP Request: ")
+                part = line[at:] if at >= 0 else b""
             else:
-                if coloured and find(b"\x1b", start, end) >= 0:
-                    line = strip_ansi(block[start:end])
-                    at = line.find(b"HTTP Request: ")
-                    part = line[at:]
-                else:
-                    at = find(b"HTTP Request: ", start, end)
-                    part = block[at:end]
-                if at < 0 or find(b"etrying", start, end) >= 0:
-                    self._general(batch.line(index))
-                    continue
+                at = find(b"HTTP Request: ", start, end)
+                part = block[at:end] if at >= 0 else b""
+            if part and find(b"etrying", start, end) < 0:
+                # The part decides for the whole line (see `_KnownCall.wanted`).
                 group = groups.get(part)
                 if group is None:
                     groups[part] = [index]
                 else:
                     group.append(index)
+                continue
+            for word in others:
+                if find(word, start, end) < 0:
+                    break  # cannot match: a word of the patterns is missing
+            else:
+                self._general(batch.line(index))
         for part, indexes in groups.items():
             known = self._known.get(part) or self._learn(part)
             if known is None or not known.fits(self.matcher):
