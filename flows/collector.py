@@ -59,6 +59,7 @@ class CallCollector:
         others = self._words[1:]  # the first is the anchor, in every candidate
         coloured = b"\x1b" in block
         groups: dict[bytes, list[int]] = {}
+        judged: dict[tuple[object, ...], _Judged] = {}
         for index, (start, end) in enumerate(batch.spans):
             if coloured and find(b"\x1b", start, end) >= 0:
                 line = strip_ansi(block[start:end])
@@ -79,37 +80,44 @@ class CallCollector:
                 if find(word, start, end) < 0:
                     break  # cannot match: a word of the patterns is missing
             else:
-                self._general(batch.line(index))
+                self._judge_into(batch.line(index), index, judged)
         for part, indexes in groups.items():
             known = self._known.get(part) or self._learn(part)
             if known is None or not known.fits(self.matcher):
                 for index in indexes:
-                    self._general(batch.line(index))
+                    self._judge_into(batch.line(index), index, judged)
             elif known.wanted:
-                self._count(batch, known, indexes)
+                same = (batch.stream.pod, batch.stream.container, *known.identity)
+                self._tally(batch, _Judged(same, known.level, known.call), indexes)
+        for verdict in judged.values():
+            self._tally(batch, verdict, verdict.indexes)
 
-    def _count(
-        self, batch: CandidateBatch, known: _KnownCall, indexes: list[int]
+    def _tally(
+        self, batch: CandidateBatch, verdict: _Judged, indexes: list[int]
     ) -> None:
-        call, stream = known.call, batch.stream
+        """Count identical calls of one block at once, and offer the latest."""
+        call = verdict.call
+        status, host, path = (
+            (call.status, call.host, call.path) if call else (None,) * 3
+        )
+        pod = batch.stream.pod
         if batch.hour is not None:
-            self.counter.count(
-                call.status, call.host, call.path, stream.pod, batch.hour, len(indexes)
-            )
+            self.counter.count(status, host, path, pod, batch.hour, len(indexes))
         else:
             for index in indexes:
-                hour = batch.line(index).hour
-                self.counter.count(call.status, call.host, call.path, stream.pod, hour)
+                self.counter.count(status, host, path, pod, batch.line(index).hour)
         latest = batch.line(indexes[-1])
         if not batch.ordered:
-            lines = [batch.line(index) for index in indexes]
-            latest = min(lines, key=_newest_first)
+            latest = min((batch.line(index) for index in indexes), key=_newest_first)
+        self._offer(verdict, latest, len(indexes))
+
+    def _offer(self, verdict: _Judged, latest: LogicalLine, times: int) -> None:
         self.top.offer(
-            (stream.pod, stream.container, *known.identity),
-            known.level,
+            verdict.same,
+            verdict.level,
             lambda: latest.moment,
             lambda: to_record(latest, *shown_text(decode(strip_ansi(latest.content)))),
-            len(indexes),
+            times,
         )
 
     def _learn(self, part: bytes) -> _KnownCall | None:
@@ -126,6 +134,23 @@ class CallCollector:
         return known
 
     def _general(self, line: LogicalLine) -> None:
+        """Decide, count and offer one line on its own."""
+        verdict = self._judge(line)
+        if verdict is not None:
+            call = verdict.call
+            facts = (call.status, call.host, call.path) if call else (None,) * 3
+            self.counter.count(*facts, line.stream.pod, line.hour)
+            self._offer(verdict, line, 1)
+
+    def _judge_into(
+        self, line: LogicalLine, index: int, judged: dict[tuple[object, ...], _Judged]
+    ) -> None:
+        verdict = self._judge(line)
+        if verdict is not None:
+            judged.setdefault(verdict.same, verdict).indexes.append(index)
+
+    def _judge(self, line: LogicalLine) -> _Judged | None:
+        """Whether a line is a match, and if so what identifies its call."""
         text, fields = shown_text(decode(strip_ansi(line.content)))
         decision = self._decisions.get(text)
         if decision is None:
@@ -137,21 +162,28 @@ class CallCollector:
                     self._decisions.clear()
                 self._decisions[text] = decision
         if not decision.wanted:
-            return
+            return None
         stream, call = line.stream, decision.call
         if call is None:
-            same = raw_identity(
-                stream.pod, stream.container, truncate(redact_urls(text))
-            )
-            self.counter.count(None, None, None, stream.pod, line.hour)
-            level = severity(None)
-        else:
-            same = (stream.pod, stream.container, *call_identity(call))
-            self.counter.count(call.status, call.host, call.path, stream.pod, line.hour)
-            level = severity(call.status)
-        self.top.offer(
-            same, level, lambda: line.moment, lambda: to_record(line, text, fields)
-        )
+            shown = truncate(redact_urls(text))
+            same = raw_identity(stream.pod, stream.container, shown)
+            return _Judged(same, severity(None), None)
+        same = (stream.pod, stream.container, *call_identity(call))
+        return _Judged(same, severity(call.status), call)
+
+
+class _Judged:
+    """A matched call's identity, severity and parsed call; lines that share it."""
+
+    __slots__ = ("call", "indexes", "level", "same")
+
+    def __init__(
+        self, same: tuple[object, ...], level: int, call: ParsedCall | None
+    ) -> None:
+        self.same = same
+        self.level = level
+        self.call = call
+        self.indexes: list[int] = []
 
 
 class _Decision:
