@@ -618,7 +618,9 @@ def test_the_task_leaks_the_token_nowhere_through_every_failure(
     request = leaky_request()
 
     @flow(name="post-fault-matrix")
-    async def post_every_failure() -> list[tuple[str, str, int]]:
+    async def post_every_failure() -> tuple[str, list[tuple[str, str, int]]]:
+        from prefect.runtime import flow_run
+
         seen = []
         for scenario in failures:
             save_request(request, f"{request.session_id}-task-{scenario.name}")
@@ -630,16 +632,38 @@ def test_the_task_leaks_the_token_nowhere_through_every_failure(
                 state = await post_assist_task(request, config, return_state=True)
                 error = await state.result(raise_on_failure=False)
             seen.append((scenario.name, type(error).__name__, len(server.received)))
-        return seen
+        return flow_run.id, seen
 
-    seen = asyncio.run(post_every_failure())
+    flow_run_id, seen = asyncio.run(post_every_failure())
 
     assert seen == [
         (s.name, s.outcome.__name__, s.attempts) for s in failures if s.outcome
     ]
+    rejected = [s for s in failures if s.outcome is AnswerValidationError]
+    artifacts = _rejected_artifacts_of(flow_run_id)
+    assert len(artifacts) == len(rejected) == 8
+    assert all("## What is wrong" in artifact for artifact in artifacts)
     everything = _everything_prefect_keeps() + caplog.text
     assert "upstream said [token]" in everything  # the search does see messages
     assert TOKEN not in everything
+
+
+def _rejected_artifacts_of(flow_run_id: str) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[REJECTED_ANSWER_KEY]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
+        )
+    return [str(artifact.data) for artifact in artifacts]
 
 
 def _everything_prefect_keeps() -> str:
