@@ -153,6 +153,21 @@ class Bounds:
         return 0
 
 
+@dataclass(frozen=True)
+class FilePart:
+    """A range of whole lines of one file, read by one process of a parallel scan.
+
+    `last_time` is the time of the last timestamped line before `start`, which
+    untimestamped lines at the start of the range take.
+    """
+
+    start: int
+    stop: int
+    layout: Layout
+    timed: bool
+    last_time: datetime | None = None
+
+
 @dataclass
 class _Record:
     stream: StreamKey
@@ -170,7 +185,7 @@ class _Pending:
 
 
 def read_blocks(
-    path: Path, block_size: int = BLOCK_SIZE
+    path: Path, block_size: int = BLOCK_SIZE, start: int = 0, stop: int | None = None
 ) -> Iterator[tuple[bytes, int]]:
     """Yield `(chunk, limit)`: `chunk[:limit]` is whole lines, each ending in `\\n`.
 
@@ -178,7 +193,7 @@ def read_blocks(
     cut at the end of a chunk is read again at the start of the next): equal
     sizes let the allocator reuse the same memory, so the peak does not grow
     with the file, and no chunk is copied twice. Anything else (a pipe) is read
-    as a stream.
+    as a stream. `start` and `stop` (line starts) limit a regular file's reading.
 
     Raises:
         LogFileError: if the file cannot be opened or read.
@@ -186,7 +201,7 @@ def read_blocks(
     try:
         with path.open("rb") as handle:
             if path.is_file():
-                yield from _positioned_blocks(handle.fileno(), block_size)
+                yield from _positioned_blocks(handle.fileno(), block_size, start, stop)
             else:
                 for block in _blocks(handle.read, block_size):
                     yield block, len(block)
@@ -197,10 +212,13 @@ def read_blocks(
         ) from error
 
 
-def _positioned_blocks(descriptor: int, block_size: int) -> Iterator[tuple[bytes, int]]:
-    position = 0
-    while True:
-        chunk = os.pread(descriptor, block_size, position)
+def _positioned_blocks(
+    descriptor: int, block_size: int, start: int, stop: int | None
+) -> Iterator[tuple[bytes, int]]:
+    position = start
+    while stop is None or position < stop:
+        size = block_size if stop is None else min(block_size, stop - position)
+        chunk = os.pread(descriptor, size, position)
         if not chunk:
             return
         limit = chunk.rfind(b"\n") + 1
@@ -278,6 +296,14 @@ def detect_layout(log_file: LogFile, head: bytes) -> Layout:
         return Layout.PLAIN
     count, _, layout = max(framed)
     return layout if count * 2 >= len(lines) else Layout.PLAIN
+
+
+def writes_times(layout: Layout, head: bytes, default: StreamKey) -> bool:
+    """Whether a file's first lines carry timestamps (always so with runtime ones)."""
+    if layout not in (Layout.PLAIN, Layout.PREFIX):
+        return True
+    sample = strip_ansi(head).split(b"\n")[:_SAMPLE_LINES]
+    return any(own_time(split_record(line, layout, default), True) for line in sample)
 
 
 def _classify(line: bytes) -> Layout:

@@ -16,6 +16,7 @@ from flows.logfiles import (
     BLOCK_SIZE,
     MAX_LINE_BYTES,
     Bounds,
+    FilePart,
     Layout,
     LogicalLine,
     StreamCounts,
@@ -27,6 +28,7 @@ from flows.logfiles import (
     own_time,
     read_blocks,
     split_record,
+    writes_times,
 )
 from flows.logtext import strip_ansi
 from flows.records import LogFile
@@ -88,6 +90,7 @@ class LogScanner:
         bounds: the window; lines outside it are counted in `lines_read` only.
         sink: receives each in-window logical line holding the anchor.
         block_size: bytes read at a time; results do not depend on it.
+        part: read only this range of the file (one process of a parallel scan).
     """
 
     def __init__(
@@ -98,8 +101,10 @@ class LogScanner:
         bounds: Bounds,
         sink: CandidateSink,
         block_size: int = BLOCK_SIZE,
+        part: FilePart | None = None,
     ) -> None:
         self.log_file = log_file
+        self.part = part
         self.anchor = anchor
         self.bounds = bounds
         self.sink = sink
@@ -113,10 +118,20 @@ class LogScanner:
 
     def run(self) -> dict[StreamKey, StreamCounts]:
         """Read the whole file; return the counters of every stream found in it."""
-        blocks = read_blocks(self.log_file.path, self.block_size)
+        part = self.part
+        blocks = read_blocks(
+            self.log_file.path,
+            self.block_size,
+            part.start if part else 0,
+            part.stop if part else None,
+        )
         first = next(blocks, None)
-        if first is not None:
+        if part is not None:
+            self.layout, self.timed = part.layout, part.timed
+            self.streams[self.default] = StreamCounts(last_time=part.last_time)
+        elif first is not None:
             self._start(first[0][: min(first[1], 65536)])
+        if first is not None:
             for block, limit in chain([first], blocks):
                 self._limit = limit
                 self._block(block)
@@ -125,16 +140,8 @@ class LogScanner:
         return self.streams or {self.default: StreamCounts()}
 
     def _start(self, first: bytes) -> None:
-        head = strip_ansi(first)
-        self.layout = detect_layout(self.log_file, head)
-        if self.layout in (Layout.PLAIN, Layout.PREFIX):
-            # Without runtime timestamps, only look for the application's own
-            # when the first lines show that it writes them.
-            sample = head.split(b"\n")[:64]
-            self.timed = any(
-                own_time(split_record(line, self.layout, self.default), True)
-                for line in sample
-            )
+        self.layout = detect_layout(self.log_file, strip_ansi(first))
+        self.timed = writes_times(self.layout, first, self.default)
 
     def _block(self, block: bytes) -> None:
         multi = self.layout in (Layout.PREFIX, Layout.PREFIX_TIMESTAMPS)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from flows.collector import CallCollector, to_record
 from flows.logfiles import BLOCK_SIZE, Bounds, StreamCounts, StreamKey
 from flows.logscan import LogScanner
+from flows.parallel import PartJob, merge_counts, plan_parts, scan_parts
 from flows.records import ContainerCoverage, FilterResult, LogFile
 from flows.rules import DEFAULT_INCLUDE, Matcher, Rule, anchor_for, words_of
 from flows.stats import TopCalls
@@ -45,6 +46,7 @@ def scan_logs(
     end: datetime | None = None,
     restarts: Mapping[str, int] | None = None,
     block_size: int = BLOCK_SIZE,
+    workers: int = 1,
 ) -> FilterResult:
     """Read log files once, streaming, and find the completions calls in [start, end).
 
@@ -57,6 +59,9 @@ def scan_logs(
         end: keep lines before this time (None: no upper bound).
         restarts: restart counts by `pod/container`, copied into the coverage.
         block_size: bytes read at a time; the result does not depend on it.
+        workers: processes that may share one big file (see `flows.parallel`);
+            the result does not depend on it. Forking is left to callers that
+            know it is safe (a command line, not a process with busy threads).
 
     Returns:
         Counts, statistics over every matched call, the selected calls, and one
@@ -73,16 +78,34 @@ def scan_logs(
     collector = CallCollector(matcher, top_n)
     streams: dict[StreamKey, StreamCounts] = {}
     for log_file in files:
-        scanner = LogScanner(
-            log_file,
-            anchor=anchor,
-            bounds=bounds,
-            sink=collector,
-            block_size=block_size,
-        )
-        for key, counts in scanner.run().items():
-            _merge(streams.setdefault(key, StreamCounts()), counts)
-        logger.info("Read %s (%s)", log_file.path, scanner.layout.value)
+        parts = plan_parts(log_file, workers)
+        if parts and len(parts) > 1:
+            jobs = [
+                PartJob(
+                    log_file,
+                    part,
+                    anchor,
+                    bounds,
+                    tuple(include),
+                    rule,
+                    top_n,
+                    block_size,
+                )
+                for part in parts
+            ]
+            found = scan_parts(jobs, collector)
+        else:
+            scanner = LogScanner(
+                log_file,
+                anchor=anchor,
+                bounds=bounds,
+                sink=collector,
+                block_size=block_size,
+            )
+            found = scanner.run()
+            logger.info("Read %s (%s)", log_file.path, scanner.layout.value)
+        for key, counts in found.items():
+            merge_counts(streams.setdefault(key, StreamCounts()), counts)
 
     coverage = _coverage(streams, bounds, restarts or {})
     return FilterResult(
@@ -98,15 +121,6 @@ def scan_logs(
         last_timestamp=max((c.latest for c in coverage if c.latest), default=None),
         warnings=_warnings(streams, coverage, bounds, collector.top),
     )
-
-
-def _merge(into: StreamCounts, counts: StreamCounts) -> None:
-    into.lines_read += counts.lines_read
-    into.lines_in_window += counts.lines_in_window
-    into.kept_without_time += counts.kept_without_time
-    for moment in (counts.earliest, counts.latest):
-        if moment is not None:
-            into.saw(moment)
 
 
 def _coverage(

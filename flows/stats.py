@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cmp_to_key
 
@@ -89,6 +90,19 @@ class CallCounter:
                     key = OTHER
                 table[key] += count
         self._combined.clear()
+
+    def absorb(self, other: CallCounter) -> None:
+        """Add the counts another process made over other lines."""
+        other._fold()
+        self._fold()
+        self.total += other.total
+        self.errors += other.errors
+        for name, table in other.tables.items():
+            mine = self.tables[name]
+            for key, count in table.items():
+                if key not in mine and len(mine) >= MAX_KEYS:
+                    key = OTHER
+                mine[key] += count
 
     def statistics(self) -> CallStatistics:
         """The counts as the shared statistics record (keys sorted for stable output).
@@ -207,25 +221,45 @@ class TopCalls:
         `times` identical calls are counted; the one offered is the latest of them.
         """
         key = hash(same)
-        if key in self._counts:
-            self._counts[key] += times
-        elif len(self._counts) < self.max_groups:
-            self._counts[key] = times
-        else:
-            self.overflowed = True
+        self._count(key, times)
         if self.size <= 0:
             return
         held = self._best.get(key)
         full = len(self._best) >= self.size
         if held is None and full and level > self._worst_entry().quick[0]:
             return  # less severe than everything kept: no need to know its time
-        entry = _Entry((level, -_seconds(moment())), make_record)
+        self._consider(key, _Entry((level, -_seconds(moment())), make_record))
+
+    def export(self) -> TopExport:
+        """What another process's `absorb` needs: counts and the kept records."""
+        best = [(key, entry.quick, entry.record()) for key, entry in self._best.items()]
+        return TopExport(dict(self._counts), self.overflowed, best)
+
+    def absorb(self, other: TopExport) -> None:
+        """Merge the top calls found by another process over other lines."""
+        for key, times in other.counts.items():
+            self._count(key, times)
+        self.overflowed = self.overflowed or other.overflowed
+        for key, quick, record in other.best:
+            if self.size > 0:
+                self._consider(key, _Entry(quick, _Kept(record)))
+
+    def _count(self, key: int, times: int) -> None:
+        if key in self._counts:
+            self._counts[key] += times
+        elif len(self._counts) < self.max_groups:
+            self._counts[key] = times
+        else:
+            self.overflowed = True
+
+    def _consider(self, key: int, entry: _Entry) -> None:
+        held = self._best.get(key)
         if held is not None:
             if _compare(entry, held) < 0:
                 self._best[key] = entry
                 self._worst = None
             return
-        if full:
+        if len(self._best) >= self.size:
             worst = self._worst_entry()
             if entry.quick > worst.quick or _compare(entry, worst) >= 0:
                 return
@@ -246,6 +280,25 @@ class TopCalls:
             entry.record().model_copy(update={"repeat": self._counts.get(key, 1)})
             for key, entry in chosen
         ]
+
+
+@dataclass(frozen=True)
+class TopExport:
+    """The picklable state of a `TopCalls`, handed from a worker process."""
+
+    counts: dict[int, int]
+    overflowed: bool
+    best: list[tuple[int, tuple[int, float], CallRecord]]
+
+
+class _Kept:
+    """A record already built, in the shape of a record maker."""
+
+    def __init__(self, record: CallRecord) -> None:
+        self.record = record
+
+    def __call__(self) -> CallRecord:
+        return self.record
 
 
 class _Entry:
