@@ -171,6 +171,16 @@ def scan_command(path: Path) -> list[str]:
     return [sys.executable, "-c", entry, "scan", str(path)]
 
 
+def parallel_command(path: Path, workers: int) -> list[str]:
+    code = (
+        "import sys; from pathlib import Path; from flows.matching import scan_logs; "
+        "from flows.records import LogFile; "
+        "print(scan_logs([LogFile(path=Path(sys.argv[1]))], "
+        "workers=int(sys.argv[2])).model_dump_json())"
+    )
+    return [sys.executable, "-c", code, str(path), str(workers)]
+
+
 def grep_command(path: Path) -> list[str]:
     pipeline = f"LC_ALL=C grep -F 'POST https' '{path}' | LC_ALL=C grep -F completions"
     return ["sh", "-c", pipeline]
@@ -211,6 +221,9 @@ def main() -> None:
     parser.add_argument("--small", default="10M", help="size of the small file (10M)")
     parser.add_argument("--runs", type=int, default=3, help="runs of each command (3)")
     parser.add_argument("--match-percent", type=float, default=3.0)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="processes of the parallel scan (2)"
+    )
     args = parser.parse_args()
 
     big, calls = ensure(parse_size(args.size), args.match_percent)
@@ -223,21 +236,24 @@ def main() -> None:
     if found != calls:
         raise SystemExit(f"scan found {found} calls, the generator wrote {calls}")
 
-    grep_runs, scan_runs = [], []
+    grep_runs, scan_runs, parallel_runs = [], [], []
     for run in range(args.runs):
         grep_runs.append(measure(grep_command(big)))
         scan_runs.append(measure(scan_command(big)))
+        parallel_runs.append(measure(parallel_command(big, args.workers)))
         print(
             f"run {run + 1}: grep {grep_runs[-1]['wall']:.2f} s, "
-            f"scan {scan_runs[-1]['wall']:.2f} s",
+            f"scan {scan_runs[-1]['wall']:.2f} s, "
+            f"scan with {args.workers} processes {parallel_runs[-1]['wall']:.2f} s",
             flush=True,
         )
     small_run = measure(scan_command(small))
 
-    grep_wall = statistics.median(r["wall"] for r in grep_runs)
-    scan_wall = statistics.median(r["wall"] for r in scan_runs)
-    grep_cpu = statistics.median(r["cpu"] for r in grep_runs)
-    scan_cpu = statistics.median(r["cpu"] for r in scan_runs)
+    def median(runs: list[dict[str, float]], key: str) -> float:
+        return statistics.median(run[key] for run in runs)
+
+    grep_wall, scan_wall = median(grep_runs, "wall"), median(scan_runs, "wall")
+    parallel_wall = median(parallel_runs, "wall")
     big_peak = max(r["peak_kib"] for r in scan_runs) / 1024
     small_peak = small_run["peak_kib"] / 1024
     print(f"grep pipeline: {size_mb / grep_wall:.0f} MB/s (median of {args.runs})")
@@ -245,12 +261,19 @@ def main() -> None:
     print(
         f"throughput ratio scan/grep (median wall time): {grep_wall / scan_wall:.2f}x"
     )
-    print(f"CPU time ratio scan/grep (median):             {grep_cpu / scan_cpu:.2f}x")
+    print(
+        f"  the same with {args.workers} processes:              "
+        f"{grep_wall / parallel_wall:.2f}x"
+    )
+    cpu_ratio = median(grep_runs, "cpu") / median(scan_runs, "cpu")
+    print(f"CPU time ratio scan/grep (median):             {cpu_ratio:.2f}x")
     print(
         f"peak memory: grep {max(r['peak_kib'] for r in grep_runs) / 1024:.1f} MB, "
         f"scan {big_peak:.1f} MB on {size_mb:.0f} MB, "
         f"{small_peak:.1f} MB on {small.stat().st_size / 1e6:.0f} MB "
-        f"({(big_peak / small_peak - 1) * 100:+.0f} %)"
+        f"({(big_peak / small_peak - 1) * 100:+.0f} %), "
+        f"largest of {args.workers} processes "
+        f"{max(r['peak_kib'] for r in parallel_runs) / 1024:.1f} MB"
     )
 
 
