@@ -40,7 +40,11 @@ class LogFileError(LogSourceError):
 class KubernetesError(LogSourceError):
     """The Kubernetes API answered with an error."""
 
-    def __init__(self, message: str, *, namespace: str, status: int | None = None):
+    # Keyword arguments have defaults so that Prefect can pickle and unpickle the
+    # exception (pickle rebuilds it from the message alone).
+    def __init__(
+        self, message: str, *, namespace: str | None = None, status: int | None = None
+    ):
         super().__init__(message)
         self.namespace = namespace
         self.status = status
