@@ -53,7 +53,7 @@ def scan_logs(
     Args:
         files: the logs to read (see `flows.logfiles` for the formats).
         include: patterns of the literal rule.
-        rule: `literal` or `extended` (see the module docstring).
+        rule: `literal` or `extended` (see `flows.rules`).
         top_n: how many calls to select (see `TopCalls` for the order).
         start: keep lines at or after this time (None: no lower bound).
         end: keep lines before this time (None: no upper bound).
@@ -68,6 +68,9 @@ def scan_logs(
         coverage record per pod/container/instance. A line without a timestamp of
         its own takes that of the line before it; lines before the first
         timestamped line of a log are kept, and a warning counts them.
+        A container's coverage is complete when its earliest line (over all its
+        instances) is at most `COVERAGE_TOLERANCE` (5 minutes) after `start`;
+        otherwise a warning says from when its log starts.
 
     Raises:
         LogFileError: if a file cannot be read.
