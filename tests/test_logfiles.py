@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -310,3 +312,19 @@ def test_plain_files_count_the_same_in_any_block_size(
         for line in lines
         if "POST https" in strip_ansi(line.encode()).decode() and "Retrying" not in line
     )
+
+
+def test_a_pipe_is_read_like_the_same_file(tmp_path: Path) -> None:
+    text = "".join(f"{stamp(i)} {httpx('429 Too Many Requests')}\n" for i in range(50))
+    file_path = write(tmp_path, text)
+    pipe_path = tmp_path / "pipe"
+    os.mkfifo(pipe_path)
+    writer = threading.Thread(target=pipe_path.write_text, args=(text,))
+    writer.start()
+
+    from_pipe = scan_logs([LogFile(path=pipe_path)], block_size=100)
+    writer.join()
+    from_file = scan_logs([LogFile(path=file_path)])
+
+    assert counts(from_pipe) == counts(from_file)
+    assert from_pipe.matches == 50
