@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from flows.errors import LogFileError
 from flows.logfiles import MAX_LINE_BYTES, Layout, detect_layout, read_blocks
-from flows.logtext import app_timestamp, shown_text, strip_ansi, truncate
+from flows.logtext import strip_ansi
 from flows.matching import scan_logs
 from flows.records import FilterResult, LogFile
 
@@ -147,42 +147,6 @@ def test_a_long_matched_line_is_shown_truncated_with_a_marker(tmp_path: Path) ->
     assert len(line) < 2100
     assert "characters truncated]" in line
     assert result.selected[0].status == 500
-
-
-def test_text_cleaning_helpers() -> None:
-    assert strip_ansi(b"\x1b[1;33mPOST\x1b[0m https") == b"POST https"
-    assert truncate("short") == "short"
-    message, fields = shown_text('{"msg": "a \\u0022quoted\\u0022 \\/path", "n": 1}')
-    assert message == 'a "quoted" /path'
-    assert fields == {"msg": 'a "quoted" /path', "n": 1}
-    assert shown_text("{not json}") == ("{not json}", None)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (
-            "2026-03-10 08:00:00,250 INFO x",
-            datetime(2026, 3, 10, 8, 0, 0, 250000, tzinfo=UTC),
-        ),
-        (
-            '[2026-03-10T04:00:01.123Z] "POST',
-            datetime(2026, 3, 10, 4, 0, 1, 123000, tzinfo=UTC),
-        ),
-        ("2026-03-10T10:00:00+02:00 x", datetime(2026, 3, 10, 8, tzinfo=UTC)),
-        (
-            '{"ts": 1773129600.5, "msg": "x"}',
-            datetime(2026, 3, 10, 8, 0, 0, 500000, tzinfo=UTC),
-        ),
-        (
-            '10.0.0.1 - - [10/Mar/2026:08:00:00 +0000] "POST',
-            datetime(2026, 3, 10, 8, tzinfo=UTC),
-        ),
-        ("no time here", None),
-    ],
-)
-def test_application_timestamps(text: str, expected: datetime | None) -> None:
-    assert app_timestamp(text) == expected
 
 
 def test_lines_without_a_timestamp_take_the_one_before(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.matching import DEFAULT_INCLUDE, Matcher, anchor_for, scan_logs, words_of
+from flows.matching import scan_logs
 from flows.records import LogFile
 
 START = datetime(2026, 3, 9, 13, tzinfo=UTC)
@@ -24,15 +24,6 @@ def httpx_line(moment: datetime, status: str = "200 OK") -> str:
     return f'{stamp(moment)} INFO httpx HTTP Request: POST {URL} "HTTP/1.1 {status}"\n'
 
 
-def test_the_anchor_is_the_longest_word_of_the_patterns() -> None:
-    assert words_of(DEFAULT_INCLUDE, "literal") == [b"completions", b"https", b"POST"]
-    assert anchor_for(DEFAULT_INCLUDE, "literal") == b"completions"
-    assert anchor_for(["/v1/chat/completions", "POST"], "literal") == b"completions"
-    assert words_of(['"HTTP/1.1 429'], "literal") == [b"HTTP", b"429", b"1"]
-    assert anchor_for(["é", "/"], "literal") == b""
-    assert anchor_for(["anything"], "extended") == b"completions"
-
-
 def test_colours_and_escapes_around_words_do_not_hide_a_match(tmp_path: Path) -> None:
     path = tmp_path / "app.log"
     path.write_text(
@@ -46,21 +37,6 @@ def test_colours_and_escapes_around_words_do_not_hide_a_match(tmp_path: Path) ->
     assert [(call.line, call.repeat) for call in result.selected] == [
         ("POST https://h/v1/chat/completions", 2)
     ]
-
-
-def test_the_literal_rule_needs_every_pattern_and_no_retry() -> None:
-    matcher = Matcher(DEFAULT_INCLUDE, "literal")
-
-    assert matcher.matches(f"HTTP Request: POST {URL}", None)
-    assert not matcher.matches("POST https://h/v1/embeddings", None)
-    assert not matcher.matches(
-        "Retrying request to /chat/completions in 0.4 seconds (POST https://h)", None
-    )
-
-
-def test_an_unknown_rule_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown rule"):
-        Matcher(DEFAULT_INCLUDE, "fuzzy")  # type: ignore[arg-type]
 
 
 def test_window_is_half_open_and_uses_each_lines_own_time(tmp_path: Path) -> None:
