@@ -114,10 +114,19 @@ def scan_main(argv: list[str]) -> int:
         "files", nargs="+", metavar="FILE", help="log files, - for stdin"
     )
     _filter_options(parser)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="processes that may share one big file (default: one per CPU; files "
+        "under 64 MB are always read by one)",
+    )
     args = parser.parse_args(argv)
+    if args.workers is not None and args.workers < 1:
+        return _fail("--workers must be at least 1", EXIT_USAGE)
 
     from flows.local_files import scrape_files
     from flows.matching import DEFAULT_INCLUDE, scan_logs
+    from flows.parallel import available_cpus
 
     with _stdin_spooled(args.files) as paths:
         try:
@@ -129,6 +138,9 @@ def scan_main(argv: list[str]) -> int:
                 top_n=args.top_n,
                 start=args.since,
                 end=args.until,
+                # Like `grep | grep`, a big file is worth every CPU here. (The
+                # flow's filter task stays in one process: it must not fork.)
+                workers=args.workers or available_cpus(),
             )
         except CompletionsAgentError as exc:
             return _fail(str(exc))
