@@ -11,7 +11,7 @@ import pytest
 from prefect import flow
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
-from prefect.states import Failed
+from prefect.states import Completed, Failed, Running
 
 from flows.automations import (
     DEFINITIONS,
@@ -156,3 +156,48 @@ def test_a_failed_run_of_the_watched_deployment_sends_the_notification(
     assert "What failed: Agent API answered 401" in message["text"]
     assert "Slot: 24 h ending" in message["text"]
     assert f"flow run {flow_run_id}" in message["text"]
+
+
+@pytest.mark.slow
+def test_a_run_still_running_past_the_limit_notifies_and_a_finished_one_does_not(
+    alerts_block, http_receiver
+):
+    deployment_name = f"weekly-{uuid.uuid4().hex[:6]}"
+    block_id = CustomWebhookNotificationBlock.load(
+        "automation-alerts"
+    )._block_document_id
+    late = load_definitions(
+        DEFINITIONS, block_document_id=block_id, deployment=deployment_name
+    )[1]
+    # The file says 90 minutes; 10 s is the shortest a proactive trigger allows.
+    quick = late.model_copy(
+        update={
+            "name": f"{late.name}-{deployment_name}",
+            "trigger": late.trigger.model_copy(
+                update={"within": timedelta(seconds=10)}
+            ),
+        }
+    )
+    asyncio.run(apply_automations([quick]))
+    deployment_id = stand_in.to_deployment(name=deployment_name).apply()
+
+    async def start_two_runs() -> tuple[str, str]:
+        async with get_client() as client:
+            stuck = await client.create_flow_run_from_deployment(deployment_id)
+            done = await client.create_flow_run_from_deployment(deployment_id)
+            for run in (stuck, done):
+                await client.set_flow_run_state(run.id, Running(), force=True)
+            await client.set_flow_run_state(done.id, Completed(), force=True)
+            return stuck.name, done.name
+
+    stuck_name, done_name = asyncio.run(start_two_runs())
+    deadline = time.monotonic() + 60
+    while not http_receiver.requests and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(6)  # one more evaluation round: the finished run must stay quiet
+
+    assert len(http_receiver.requests) == 1
+    message = http_receiver.requests[0]["json"]
+    assert message["subject"].startswith(f"{stuck_name}: not completed")
+    assert "it is Running" in message["text"]
+    assert done_name not in http_receiver.requests[0]["body"]
