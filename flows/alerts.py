@@ -1,6 +1,7 @@
 """Flow-run hooks that tell people, through a notification block, when a run fails.
 
-Two mechanisms cover a run that goes wrong, and either can be used alone:
+Two mechanisms cover a run that goes wrong, and either can be used alone (both
+together send two messages per failure):
 
 - the hooks here (`on_failure`, `on_crashed`; a flow timeout ends in a Failed state
   named `TimedOut`, so `on_failure` covers it) send one message through the block
@@ -8,12 +9,14 @@ Two mechanisms cover a run that goes wrong, and either can be used alone:
   `COMPLETIONS_AGENT_NOTIFICATION_BLOCK` variable;
 - the automations in `deployments/automations.yaml` (see `flows.automations`).
 
-What the open-source server lacks, the hooks and other modules do instead: there is
-no `DeclareIncident` action outside Prefect Cloud, so incidents go through a
-notification block (`flows.dispatch`); an automation's message cannot say which
-slot a run analysed, the hook's can; and a run on a server whose automations were
-never applied (an ephemeral server, a local CLI run) is still covered by the hook.
-A run that never starts runs no hook, so lateness is the automations' job alone.
+Where the open-source server falls short, code here does the job: it has no
+`DeclareIncident` action (Prefect Cloud only), so incidents go through a
+notification block (`send_notification`, used by `flows.dispatch`); the server
+renders an automation's message as it is, while the hook scrubs credentials and
+personal data from it first; and a run on a server where the automations were
+never applied (an ephemeral server, a local CLI run) is covered by the hook alone.
+The hooks cannot see a run that never starts, or a suspended run that the server
+fails when its approval times out: those are the automations' job.
 """
 
 from __future__ import annotations
