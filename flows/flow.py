@@ -13,11 +13,14 @@ from prefect.runtime import deployment as runtime_deployment
 from prefect.runtime import flow_run as runtime_flow_run
 
 from flows import agent_api, request_store
+from flows.alerts import notify_run_ended_badly
 from flows.analyser import analyse
 from flows.assist import AssistAnswer, AssistRequest, Doctrine, TenantContext
 from flows.build import build_assist_request, session_id_for
+from flows.dispatch import DispatchSettings, act_on_answer
 from flows.errors import ConfigurationError, NoLogLinesError
 from flows.matching import DEFAULT_INCLUDE, scan_logs
+from flows.pulse import publish_tile_task
 from flows.records import FilterResult, ScrapeResult
 from flows.redaction import Redactor, redact_request
 from flows.report import record
@@ -96,7 +99,12 @@ def build(
     return request, dict(redactor.counts)
 
 
-@flow(name="orchestrator-completions-agent", log_prints=False)
+@flow(
+    name="orchestrator-completions-agent",
+    log_prints=False,
+    on_failure=[notify_run_ended_badly],
+    on_crashed=[notify_run_ended_badly],
+)
 async def orchestrator_completions_agent(
     namespace: str = "dealershipai",
     deployment: str = "orchestrator",
@@ -116,6 +124,12 @@ async def orchestrator_completions_agent(
     until: datetime | None = None,
     reuse_saved_request: bool = True,
     dry_run: bool = False,
+    notification_block: str | None = None,
+    pulse_webhook_url: str | None = None,
+    dispatch_actions: bool = False,
+    approval_timeout_seconds: int = 3600,
+    incident_block: str | None = None,
+    action_endpoints: dict[str, str] | None = None,
 ) -> AssistAnswer | AssistRequest:
     """Analyse one window of the orchestrator's completions calls with the Agent API.
 
@@ -148,6 +162,15 @@ async def orchestrator_completions_agent(
         reuse_saved_request: Post the request saved for this slot by an earlier
             run, instead of reading the logs again.
         dry_run: Build the request and return it without posting.
+        notification_block: Notification block (`type-slug/name`) that the
+            failure hooks send to; default `COMPLETIONS_AGENT_NOTIFICATION_BLOCK`.
+        pulse_webhook_url: Where the summary tile is posted; default
+            `PULSE_WEBHOOK_URL`; none: no tile.
+        dispatch_actions: Act on the answer's actions; off: only record them.
+        approval_timeout_seconds: How long actions wait for a person's approval;
+            after it, nothing that needed approval runs.
+        incident_block: Notification block that `open_incident` actions go to.
+        action_endpoints: URL per tool for the other actions; `*` for any tool.
 
     Returns:
         The validated answer, or the request on a dry run.
@@ -199,6 +222,24 @@ async def orchestrator_completions_agent(
         answer = await agent_api.post_assist_task(request, config)
         analyser = f"Agent API at {config.base_url}"
     record(request, answer, redactions=redactions, analyser=analyser)
+
+    # Not in a task: approving actions may suspend the run, which a task cannot.
+    source = f"{namespace}/{deployment}"
+    if not log_files:
+        await publish_tile_task(
+            answer, window=window, deployment=source, webhook_url=pulse_webhook_url
+        )
+    await act_on_answer(
+        answer,
+        window=window,
+        deployment=source,
+        settings=DispatchSettings(
+            dispatch_actions=dispatch_actions,
+            approval_timeout_seconds=approval_timeout_seconds,
+            incident_block=incident_block,
+            action_endpoints=action_endpoints or {},
+        ),
+    )
     return answer
 
 

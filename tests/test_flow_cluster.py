@@ -71,15 +71,16 @@ def _run(**parameters):
 
 
 def test_every_pod_is_read_for_the_window_and_a_rerun_reuses_the_request(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, monkeypatch, http_receiver
 ):
     cluster = _cluster()
     monkeypatch.setenv("AGENTAPI_TOKEN", AGENT_TOKEN)
+    tile = f"{http_receiver.url}/tiles"
     with serve(cluster) as url, serve_in_background(token=AGENT_TOKEN) as agent:
         monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", url)))
-        answer = _run(agent_api_base=agent.url)
+        answer = _run(agent_api_base=agent.url, pulse_webhook_url=tile)
         reads_after_first_run = len(cluster.log_requests())
-        rerun_answer = _run(agent_api_base=agent.url)
+        rerun_answer = _run(agent_api_base=agent.url, pulse_webhook_url=tile)
 
     # Both pods read, with timestamps and no tail limit.
     assert {r.path.split("/")[6] for r in cluster.log_requests()} == {
@@ -115,6 +116,15 @@ def test_every_pod_is_read_for_the_window_and_a_rerun_reuses_the_request(
     assert first.body == second.body
     assert rerun_answer == answer
 
+    # One Pulse tile per slot: the rerun sends the same key, and it is applied once.
+    assert len(http_receiver.requests) == 2
+    keys = {r["headers"]["idempotency-key"] for r in http_receiver.requests}
+    assert len(keys) == 1
+    (applied,) = http_receiver.applied.values()
+    assert applied["error_count"] == answer.error_count
+    assert applied["actions_needing_approval"] == len(answer.actions_needing_approval)
+    assert AGENT_TOKEN not in http_receiver.requests[0]["body"]
+
     report = Artifact.get("dealershipai-orchestrator-completions-report")
     assert report is not None
     assert "- Window: 2026-03-09T13:00:00Z to 2026-03-10T13:00:00Z" in report.data
@@ -138,3 +148,32 @@ def test_missing_rbac_fails_at_once_naming_the_permission(tmp_path: Path, monkey
     deployment_reads = [r for r in cluster.requests if "/deployments/" in r.path]
     assert len(deployment_reads) == 1
     assert agent.received == []
+
+
+def test_a_failed_run_sends_one_alert_with_the_slot_and_no_token(
+    tmp_path: Path, monkeypatch, http_receiver
+):
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    CustomWebhookNotificationBlock(
+        name="flow-alerts",
+        url=f"{http_receiver.url}/alerts",
+        json_data={"subject": "{{subject}}", "text": "{{body}}"},
+    ).save("flow-alerts", overwrite=True)
+    monkeypatch.setenv("AGENTAPI_TOKEN", "wrong-" + AGENT_TOKEN)
+    cluster = _cluster()
+    with serve(cluster) as url, serve_in_background(token=AGENT_TOKEN) as agent:
+        monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", url)))
+        with pytest.raises(Exception, match="401"):
+            # Another slot than the tests above, whose saved requests would be reused.
+            _run(
+                agent_api_base=agent.url,
+                window_hours=6,
+                notification_block="flow-alerts",
+            )
+
+    assert len(http_receiver.requests) == 1
+    alert = http_receiver.requests[0]["json"]
+    assert "2026-03-10T07:00:00Z/2026-03-10T13:00:00Z" in alert["text"]
+    assert "401" in alert["text"]
+    assert AGENT_TOKEN not in http_receiver.requests[0]["body"]
