@@ -63,6 +63,8 @@ Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 #: The clock `post_assist` uses when none is passed (the task passes none).
 DEFAULT_CLOCK: Clock = SystemClock()
+#: Spreads backoff waits; looked up at call time so tests can make it fixed.
+DEFAULT_JITTER: Callable[[], float] = random.random
 
 
 @dataclass
@@ -83,7 +85,7 @@ def post_assist(
     *,
     idempotency_key: str,
     clock: Clock | None = None,
-    jitter: Callable[[], float] = random.random,
+    jitter: Callable[[], float] | None = None,
     logger: Logger | None = None,
 ) -> AssistAnswer:
     """POST the request, retrying what a later attempt may fix, and validate the answer.
@@ -93,7 +95,8 @@ def post_assist(
         config: Where to post and how long to try.
         idempotency_key: Sent on every attempt; see `idempotency_key_for`.
         clock: Time source and sleep; the real ones by default.
-        jitter: Returns a number in [0, 1) that spreads the backoff waits.
+        jitter: Returns a number in [0, 1) that spreads the backoff waits;
+            `DEFAULT_JITTER` by default.
         logger: Where to log; the module logger by default.
 
     Returns:
@@ -107,6 +110,7 @@ def post_assist(
             body is in its `body` attribute.
     """
     clock = clock or DEFAULT_CLOCK
+    jitter = jitter or DEFAULT_JITTER
     log = logger or logging.getLogger(__name__)
     started = clock.now()
     deadline = started + config.deadline_s
