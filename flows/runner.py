@@ -116,9 +116,7 @@ class _NoTraceback(logging.Formatter):
 def _hide_tracebacks_on_console() -> None:
     # Prefect logs a failed run's traceback to the console; the CLI prints the
     # error in one line instead. The API log handler keeps the full record.
-    from prefect.logging.configuration import setup_logging
-
-    setup_logging()
+    # (Prefect configured its handlers when it was imported.)
     loggers = [logging.getLogger()] + [
         logger
         for logger in logging.root.manager.loggerDict.values()
