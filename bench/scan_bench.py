@@ -166,19 +166,10 @@ def measure(command: list[str]) -> dict[str, float]:
     return result
 
 
-def scan_command(path: Path) -> list[str]:
+def scan_command(path: Path, workers: int) -> list[str]:
+    """The real CLI, interpreter start-up included."""
     entry = "import sys; from flows.cli import main; sys.exit(main(sys.argv[1:]))"
-    return [sys.executable, "-c", entry, "scan", str(path)]
-
-
-def parallel_command(path: Path, workers: int) -> list[str]:
-    code = (
-        "import sys; from pathlib import Path; from flows.matching import scan_logs; "
-        "from flows.records import LogFile; "
-        "print(scan_logs([LogFile(path=Path(sys.argv[1]))], "
-        "workers=int(sys.argv[2])).model_dump_json())"
-    )
-    return [sys.executable, "-c", code, str(path), str(workers)]
+    return [sys.executable, "-c", entry, "scan", "--workers", str(workers), str(path)]
 
 
 def grep_command(path: Path) -> list[str]:
@@ -188,7 +179,7 @@ def grep_command(path: Path) -> list[str]:
 
 def scan_matches(path: Path) -> int:
     output = subprocess.run(
-        scan_command(path), capture_output=True, check=True, cwd=REPO
+        scan_command(path, 1), capture_output=True, check=True, cwd=REPO
     )
     return int(json.loads(output.stdout)["matches"])
 
@@ -239,15 +230,15 @@ def main() -> None:
     grep_runs, scan_runs, parallel_runs = [], [], []
     for run in range(args.runs):
         grep_runs.append(measure(grep_command(big)))
-        scan_runs.append(measure(scan_command(big)))
-        parallel_runs.append(measure(parallel_command(big, args.workers)))
+        scan_runs.append(measure(scan_command(big, 1)))
+        parallel_runs.append(measure(scan_command(big, args.workers)))
         print(
             f"run {run + 1}: grep {grep_runs[-1]['wall']:.2f} s, "
             f"scan {scan_runs[-1]['wall']:.2f} s, "
             f"scan with {args.workers} processes {parallel_runs[-1]['wall']:.2f} s",
             flush=True,
         )
-    small_run = measure(scan_command(small))
+    small_run = measure(scan_command(small, 1))
 
     def median(runs: list[dict[str, float]], key: str) -> float:
         return statistics.median(run[key] for run in runs)
