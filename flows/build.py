@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import datetime
@@ -42,11 +43,16 @@ def session_id_for(source_key: str, window: Window | None) -> str:
     return str(uuid.uuid5(_SESSION_NAMESPACE, f"{source_key}|{slot}"))
 
 
-def source_key(scrape: ScrapeResult) -> str:
-    """`namespace/deployment` for the cluster source, `files` otherwise."""
+def source_key(scrape: ScrapeResult, scan: FilterResult) -> str:
+    """`namespace/deployment` for the cluster; for files, a digest of what was found.
+
+    Files have no slot of their own: two different files must not share a session
+    (nor an Idempotency-Key), while the same file read twice should.
+    """
     if scrape.source == "cluster":
         return f"{scrape.namespace}/{scrape.deployment}"
-    return "files"
+    digest = hashlib.sha256(scan.model_dump_json().encode()).hexdigest()
+    return f"files/{digest[:16]}"
 
 
 def build_assist_request(
@@ -91,7 +97,7 @@ def build_assist_request(
     )
     system = SYSTEM_PROMPT.format(deployment=scrape.deployment or "orchestrator")
     return AssistRequest(
-        session_id=session_id_for(source_key(scrape), window),
+        session_id=session_id_for(source_key(scrape, scan), window),
         tenant=tenant,
         doctrine=doctrine,
         tools=tool_specs(),

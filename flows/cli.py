@@ -74,10 +74,34 @@ def _timestamp(value: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _positive_int(value: str) -> int:
+    number = int(value) if value.lstrip("-").isdigit() else 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number >= 1")
+    return number
+
+
+def _positive_hours(value: str) -> float:
+    try:
+        hours = float(value)
+    except ValueError:
+        hours = 0
+    if not hours > 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of hours > 0")
+    return hours
+
+
+def _pattern(value: str) -> str:
+    if not value:
+        raise argparse.ArgumentTypeError("an empty --include would match every line")
+    return value
+
+
 def _filter_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--include",
         action="append",
+        type=_pattern,
         metavar="TEXT",
         help="a line must contain every --include (default: 'POST https' and "
         "'completions')",
@@ -90,7 +114,7 @@ def _filter_options(parser: argparse.ArgumentParser) -> None:
         "JSON access-log formats (default: literal)",
     )
     parser.add_argument(
-        "--top-n", type=int, default=5, help="calls sent in full (default: 5)"
+        "--top-n", type=_positive_int, default=5, help="calls kept in full (default: 5)"
     )
     parser.add_argument(
         "--since", type=_timestamp, help="files only: keep lines at or after this time"
@@ -189,9 +213,15 @@ def run_main(argv: list[str]) -> int:
     parser.add_argument("--namespace", default="dealershipai")
     parser.add_argument("--deployment", default="orchestrator")
     parser.add_argument("--container", help="only this container (default: all)")
-    parser.add_argument("--window-hours", type=float, default=24)
     parser.add_argument(
-        "--window-end", type=_timestamp, help="end of the window (default: now)"
+        "--window-hours",
+        type=_positive_hours,
+        help="cluster only: length of the window (default: 24)",
+    )
+    parser.add_argument(
+        "--window-end",
+        type=_timestamp,
+        help="cluster only: end of the window (default: now)",
     )
     _filter_options(parser)
     parser.add_argument("--tenant-id", default="dealershipai")
@@ -206,8 +236,10 @@ def run_main(argv: list[str]) -> int:
     )
     parser.add_argument("--traceback", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.top_n < 1:
-        return _fail("--top-n must be at least 1", EXIT_USAGE)
+    try:
+        _check_run_options(args)
+    except ConfigurationError as exc:
+        return _fail(str(exc), EXIT_USAGE)
 
     prepare_prefect_environment()
     from flows.runner import run_flow_and_report
@@ -219,6 +251,37 @@ def run_main(argv: list[str]) -> int:
             if args.traceback:
                 raise
             return _fail(str(exc))
+
+
+def _check_run_options(args: argparse.Namespace) -> None:
+    """Refuse contradictory options before a Prefect server is started for nothing.
+
+    Raises:
+        ConfigurationError: the options cannot work together, or the Agent API URL
+            is unusable (checked here too, so that a URL with credentials in it is
+            never stored as a flow run parameter).
+    """
+    if args.logs and (args.window_hours or args.window_end):
+        raise ConfigurationError(
+            "--window-hours and --window-end choose the cluster's window; with "
+            "--logs, use --since and --until"
+        )
+    if not args.logs and (args.since or args.until):
+        raise ConfigurationError(
+            "--since and --until apply to --logs; for the cluster, use --window-end "
+            "and --window-hours"
+        )
+    if args.since and args.until and args.since >= args.until:
+        raise ConfigurationError("--since must be before --until")
+    if args.agent_api_base:
+        from flows.agent_config import ALLOW_HTTP_ENV, check_base_url
+
+        allow_http = os.environ.get(ALLOW_HTTP_ENV, "").strip().lower() in (
+            "1",
+            "true",
+            "yes",
+        )
+        check_base_url(args.agent_api_base, allow_insecure_http=allow_http)
 
 
 def prepare_prefect_environment() -> None:

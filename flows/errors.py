@@ -75,6 +75,8 @@ class AgentApiError(CompletionsAgentError):
         super().__init__(message)
         self.url = url
         self.status = status
+        #: Set when the request is saved: `completions-agent resend --slot` sends it.
+        self.slot: str | None = None
 
 
 class AgentApiTransientError(AgentApiError):

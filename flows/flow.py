@@ -18,7 +18,7 @@ from flows.analyser import analyse
 from flows.assist import AssistAnswer, AssistRequest, Doctrine, TenantContext
 from flows.build import build_assist_request, session_id_for
 from flows.dispatch import DispatchSettings, act_on_answer
-from flows.errors import ConfigurationError, NoLogLinesError
+from flows.errors import AgentApiError, ConfigurationError, NoLogLinesError
 from flows.matching import DEFAULT_INCLUDE, scan_logs
 from flows.pulse import publish_tile_task
 from flows.records import FilterResult, ScrapeResult
@@ -208,8 +208,8 @@ async def orchestrator_completions_agent(
         logger.info("Dry run: the request is built and not posted")
         return request
 
-    if log_files is None:
-        request_store.save_request(request, request.session_id)
+    # Saved before posting, so a failed post can be sent again without the logs.
+    request_store.save_request(request, request.session_id)
     if config is None:
         logger.warning(
             "No Agent API base URL is configured: analysing with %s, not a real "
@@ -219,7 +219,11 @@ async def orchestrator_completions_agent(
         answer = analyse(request)
         analyser = BUILT_IN_ANALYSER
     else:
-        answer = await agent_api.post_assist_task(request, config)
+        try:
+            answer = await agent_api.post_assist_task(request, config)
+        except AgentApiError as error:
+            error.slot = request.session_id
+            raise
         analyser = f"Agent API at {config.base_url}"
     record(request, answer, redactions=redactions, analyser=analyser)
 
@@ -316,6 +320,8 @@ def _window(
             "since/until apply to log files only; for the cluster use window_end "
             "and window_hours"
         )
+    if since and until and since >= until:
+        raise ConfigurationError(f"since ({since}) must be before until ({until})")
     actual_start = datetime.now(UTC)
     scheduled = runtime_flow_run.scheduled_start_time
     if scheduled is not None:

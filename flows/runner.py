@@ -14,7 +14,7 @@ from prefect.client.schemas.objects import State
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME
 
 from flows.assist import AssistRequest, TenantContext
-from flows.errors import CompletionsAgentError
+from flows.errors import AgentApiError, CompletionsAgentError
 from flows.flow import orchestrator_completions_agent
 from flows.matching import DEFAULT_INCLUDE
 from flows.report import artifact_keys
@@ -34,6 +34,11 @@ def run_flow_and_report(args: argparse.Namespace, log_files: list[str] | None) -
     state = asyncio.run(_run_flow(args, log_files))
     if not state.is_completed():
         error = state.result(raise_on_failure=False)
+        if isinstance(error, AgentApiError) and error.slot:
+            raise AgentApiError(
+                f"{str(error).rstrip('. ')}. To send the saved request again: "
+                f"completions-agent resend --slot {error.slot}"
+            )
         if isinstance(error, CompletionsAgentError):
             raise error
         message = str(error) if isinstance(error, BaseException) else state.message
@@ -57,7 +62,7 @@ async def _run_flow(
         namespace=args.namespace,
         deployment=args.deployment,
         container=args.container,
-        window_hours=args.window_hours,
+        window_hours=args.window_hours or 24,
         window_end=args.window_end,
         include=args.include or list(DEFAULT_INCLUDE),
         rule=args.rule,

@@ -135,3 +135,19 @@ def test_no_calls_is_said_plainly_and_the_request_is_valid_json():
     body = json.loads(request.model_dump_json())
     assert body["context"]["matches"] == 0
     assert body["context"]["window"]["end"] == "2026-03-10T13:00:00Z"
+
+
+def test_files_get_a_session_per_content_not_one_for_all_files():
+    files = ScrapeResult(source="files", files=[])
+
+    def session(scan: FilterResult) -> str:
+        return build_assist_request(
+            scrape=files,
+            scan=scan,
+            window=None,
+            tenant=TenantContext(),
+            doctrine=Doctrine(),
+        ).session_id
+
+    assert session(_scan()) == session(_scan())
+    assert session(_scan()) != session(_scan(lines_read=7))

@@ -108,6 +108,10 @@ def test_a_rejected_token_fails_in_one_line_without_the_token(monkeypatch, capsy
     last_line = captured.err.strip().splitlines()[-1]
     assert last_line.startswith("completions-agent: error: ")
     assert "401" in last_line
+    # The request was saved before the post: the line says how to send it again.
+    assert "To send the saved request again: completions-agent resend --slot " in (
+        last_line
+    )
     assert "Traceback" not in captured.err
     assert TOKEN not in captured.err + captured.out
 
