@@ -125,7 +125,7 @@ def redact_request(request: AssistRequest, redactor: Redactor) -> AssistRequest:
     reason parsed from it) and every user message go through `redactor`; the
     system message, doctrine and schemas are ours and stay as they are.
     """
-    selected = [_redact_call(call, redactor) for call in request.context.selected]
+    selected = redact_calls(request.context.selected, redactor)
     messages = [
         Message(role=message.role, content=redactor.redact(message.content))
         if message.role == "user"
@@ -134,6 +134,16 @@ def redact_request(request: AssistRequest, redactor: Redactor) -> AssistRequest:
     ]
     context = request.context.model_copy(update={"selected": selected})
     return request.model_copy(update={"context": context, "messages": messages})
+
+
+def redact_calls(calls: list[CallRecord], redactor: Redactor) -> list[CallRecord]:
+    """Copies of `calls` whose line, host, path and reason are scrubbed.
+
+    The same scrubbing as `redact_request` applies to its selected calls, so a
+    line printed locally shows the same placeholders the Agent API would see
+    with the same `redactor`. The calls given are left unchanged.
+    """
+    return [_redact_call(call, redactor) for call in calls]
 
 
 def _redact_call(call: CallRecord, redactor: Redactor) -> CallRecord:

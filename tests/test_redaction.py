@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.redaction import Redactor, is_card_number, redact_request
+from flows.records import CallRecord
+from flows.redaction import Redactor, is_card_number, redact_calls, redact_request
 from tests.test_agent_api import sample_request
 
 PLACEHOLDER = re.compile(r"<(bearer|jwt|api_key|email|card|phone):[0-9a-f]{6}>")
@@ -245,3 +246,41 @@ def test_redact_request_scrubs_lines_paths_and_the_user_message() -> None:
     assert scrubber.counts == {"api_key": 1, "email": 1, "bearer": 1}
     # The original is untouched: the caller keeps both.
     assert token in request.context.selected[1].line
+
+
+def test_redact_calls_scrubs_like_the_request_and_keeps_the_originals() -> None:
+    token = "tok-Qa19Ws28Ed37Rf46"
+    calls = [
+        CallRecord(
+            line=f"POST https://h.example/v1/chat/completions?key={token} 200",
+            host="h.example",
+            path=f"/v1/chat/completions?key={token}",
+            status=200,
+            repeat=3,
+        ),
+        CallRecord(line="mail jane@dealer.example.com", reason=None),
+    ]
+    scrubber = redactor()
+    key = scrubber.placeholder("api_key", token)
+    email = scrubber.placeholder("email", "jane@dealer.example.com")
+
+    scrubbed = redact_calls(calls, scrubber)
+
+    assert [call.line for call in scrubbed] == [
+        f"POST https://h.example/v1/chat/completions?key={key} 200",
+        f"mail {email}",
+    ]
+    assert scrubbed[0].path == f"/v1/chat/completions?key={key}"
+    assert (scrubbed[0].host, scrubbed[0].status, scrubbed[0].repeat) == (
+        "h.example",
+        200,
+        3,
+    )
+    assert scrubbed[1].reason is None
+    assert scrubber.counts == {"api_key": 1, "email": 1}
+    assert token in calls[0].line and token in (calls[0].path or "")
+    # The request's selected calls get the very same placeholders.
+    request = sample_request(lines=[calls[0].line])
+    assert redact_request(request, scrubber).context.selected[0].line == (
+        scrubbed[0].line
+    )
