@@ -168,7 +168,18 @@ def scan_main(argv: list[str]) -> int:
             )
         except CompletionsAgentError as exc:
             return _fail(str(exc))
-    print(result.model_dump_json(indent=2))
+    result.warnings[:0] = scrape_result.warnings
+    return _print_output(result.model_dump_json(indent=2))
+
+
+def _print_output(text: str) -> int:
+    """Print to stdout; a reader that stops early (`| head`) is not an error."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would complain again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

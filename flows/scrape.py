@@ -78,6 +78,8 @@ async def scrape(
     if log_files:
         result = scrape_files(log_files)
         logger.info("Reading %d log file(s)", len(result.files))
+        for warning in result.warnings:
+            logger.warning("%s", warning)
         return result
 
     result = await scrape_cluster(

@@ -55,6 +55,27 @@ def test_scan_reads_stdin(monkeypatch, capsys):
     assert result["selected"][0]["status"] == 429
 
 
+def test_a_file_named_twice_is_read_once_with_a_warning(capsys):
+    assert main(["scan", str(SAMPLE), str(SAMPLE.parent / "." / SAMPLE.name)]) == 0
+
+    result = json.loads(capsys.readouterr().out)
+    assert (result["lines_read"], result["matches"]) == (12135, 432)
+    assert result["warnings"][0].endswith(f"is the same file as {SAMPLE}: read once")
+
+
+def test_a_reader_that_stops_early_is_not_an_error():
+    completed = subprocess.run(
+        f"'{sys.executable}' -m flows.cli scan '{SAMPLE}' | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert completed.stdout == "{\n"
+    assert completed.stderr == ""
+
+
 def test_scan_of_a_missing_file_is_one_line_and_exit_1(capsys):
     assert main(["scan", "/nonexistent/orchestrator.log"]) == 1
 
