@@ -210,21 +210,7 @@ async def orchestrator_completions_agent(
 
     # Saved before posting, so a failed post can be sent again without the logs.
     request_store.save_request(request, request.session_id)
-    if config is None:
-        logger.warning(
-            "No Agent API base URL is configured: analysing with %s, not a real "
-            "Agent API",
-            BUILT_IN_ANALYSER,
-        )
-        answer = analyse(request)
-        analyser = BUILT_IN_ANALYSER
-    else:
-        try:
-            answer = await agent_api.post_assist_task(request, config)
-        except AgentApiError as error:
-            error.slot = request.session_id
-            raise
-        analyser = f"Agent API at {config.base_url}"
+    answer, analyser = await _post(request, config)
     record(request, answer, redactions=redactions, analyser=analyser)
 
     # Not in a task: approving actions may suspend the run, which a task cannot.
@@ -245,6 +231,26 @@ async def orchestrator_completions_agent(
         ),
     )
     return answer
+
+
+async def _post(
+    request: AssistRequest, config: agent_api.AgentApiConfig | None
+) -> tuple[AssistAnswer, str]:
+    """The answer, and who gave it: the Agent API, or the built-in analyser."""
+    if config is None:
+        get_run_logger().warning(
+            "No Agent API base URL is configured: analysing with %s, not a real "
+            "Agent API",
+            BUILT_IN_ANALYSER,
+        )
+        return analyse(request), BUILT_IN_ANALYSER
+    try:
+        answer = await agent_api.post_assist_task(request, config)
+    except AgentApiError as error:
+        # The CLI turns this into the command that sends the saved request again.
+        error.slot = request.session_id
+        raise
+    return answer, f"Agent API at {config.base_url}"
 
 
 async def _read_and_build(
