@@ -138,9 +138,12 @@ def post_assist(
             wait = _next_wait(failure, attempt, config, jitter)
             if clock.now() + wait > deadline:
                 raise AgentApiTransientError(
-                    f"{failure.error} Gave up after {attempt} attempt(s) in "
-                    f"{elapsed:.1f} s: waiting {wait:.1f} s more would pass the "
-                    f"{config.deadline_s:.0f} s deadline of the post step.",
+                    _then(
+                        failure.error,
+                        f"Gave up after {attempt} attempt(s) in {elapsed:.1f} s: "
+                        f"waiting {wait:.1f} s more would pass the "
+                        f"{config.deadline_s:.0f} s deadline of the post step.",
+                    ),
                     url=config.assist_url,
                     status=failure.error.status,
                 )
@@ -197,7 +200,7 @@ def _attempt(
         return _Failure(
             AgentApiTransientError(
                 f"POST {url} failed to connect ({type(error).__name__}: {error}); "
-                "check the base URL and that the Agent API is up",
+                "check the base URL and that the Agent API is up.",
                 url=url,
             )
         )
@@ -254,10 +257,13 @@ def _next_wait(
     if asked is not None:
         if asked > config.retry_after_cap_s:
             raise AgentApiTransientError(
-                f"{failure.error} The Agent API asked to retry after {asked:.0f} s "
-                f"(Retry-After: {failure.retry_after}), more than the "
-                f"{config.retry_after_cap_s:.0f} s cap, so the post step stops instead "
-                "of sleeping; post it again later.",
+                _then(
+                    failure.error,
+                    f"The Agent API asked to retry after {asked:.0f} s (Retry-After: "
+                    f"{failure.retry_after}), more than the "
+                    f"{config.retry_after_cap_s:.0f} s cap, so the post step stops "
+                    "instead of sleeping; post it again later.",
+                ),
                 url=config.assist_url,
                 status=failure.error.status,
             )
@@ -271,11 +277,22 @@ def _give_up(
     error: AgentApiTransientError, attempts: int, elapsed: float
 ) -> AgentApiError:
     return AgentApiTransientError(
-        f"{error} Gave up after {attempts} attempt(s) in {elapsed:.1f} s; the request "
-        "can be resent later with the same Idempotency-Key.",
+        _then(
+            error,
+            f"Gave up after {attempts} attempt(s) in {elapsed:.1f} s; the request "
+            "can be resent later with the same Idempotency-Key.",
+        ),
         url=error.url,
         status=error.status,
     )
+
+
+def _then(error: AgentApiError, sentence: str) -> str:
+    """The error's message, ended as a sentence, followed by `sentence`."""
+    message = str(error).rstrip()
+    if not message.endswith((".", "!", "?")):
+        message += "."
+    return f"{message} {sentence}"
 
 
 def _status_label(error: AgentApiError) -> str:

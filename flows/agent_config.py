@@ -253,8 +253,9 @@ def _read_token(token_block: str | None) -> tuple[str, str]:
         raw = os.environ.get(TOKEN_ENV)
         if raw is None:
             raise ConfigurationError(
-                f"no Agent API token: set {TOKEN_ENV}, or name a Prefect Secret "
-                "block holding it (e.g. agentapi-cred) in agent_api_token_block"
+                f"no Agent API token: set the {TOKEN_ENV} environment variable, or "
+                "name a Prefect Secret block holding it (e.g. agentapi-cred) in the "
+                "flow parameter agent_api_token_block or the CLI flag --token-block"
             )
     # A Secret pasted from a file often ends with a newline.
     token = (raw or "").strip()

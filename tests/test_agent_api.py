@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from datetime import UTC, datetime
 
@@ -276,5 +277,18 @@ def test_connection_refused_is_retried_then_reported() -> None:
             jitter=lambda: 1.0,
         )
     assert clock.waits == [1.0, 2.0]
-    assert "Gave up after 3 attempt(s)" in str(caught.value)
+    # One sentence after the other: the connection error ends with its full stop.
+    assert re.fullmatch(
+        rf"POST {url}/v1/assist failed to connect \(ConnectError: \[Errno 111\] "
+        r"Connection refused\); check the base URL and that the Agent API is up\. "
+        r"Gave up after 3 attempt\(s\) in \d+\.\d s; the request can be resent "
+        r"later with the same Idempotency-Key\.",
+        str(caught.value),
+    ), str(caught.value)
     assert caught.value.status is None
+
+
+def test_a_message_is_ended_before_the_next_sentence_is_added() -> None:
+    for message in ("HTTP 503: busy", "HTTP 503: busy.", "HTTP 503: busy. "):
+        error = AgentApiTransientError(message)
+        assert agent_api._then(error, "Gave up.") == "HTTP 503: busy. Gave up."

@@ -73,9 +73,16 @@ def test_an_empty_token_is_refused(clean_env: pytest.MonkeyPatch, token: str) ->
         load_agent_api_config("https://agent.example", None)
 
 
-def test_a_missing_token_names_both_sources(clean_env: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ConfigurationError, match=r"set AGENTAPI_TOKEN.*agentapi-cred"):
+def test_a_missing_token_names_every_way_to_give_it(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
         load_agent_api_config("https://agent.example", None)
+    assert str(caught.value) == (
+        "no Agent API token: set the AGENTAPI_TOKEN environment variable, or name a "
+        "Prefect Secret block holding it (e.g. agentapi-cred) in the flow parameter "
+        "agent_api_token_block or the CLI flag --token-block"
+    )
 
 
 def test_a_token_with_the_bearer_prefix_is_refused(
