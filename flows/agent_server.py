@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import hmac
 import os
@@ -276,12 +277,49 @@ def _config(app: Any, host: str, port: int) -> uvicorn.Config:
 
 
 def run_server(
-    host: str, port: int, token: str, script: Sequence[ScriptedResponse] | None = None
+    host: str,
+    port: int,
+    token: str,
+    script: Sequence[ScriptedResponse] | None = None,
+    *,
+    sock: socket.socket | None = None,
 ) -> None:
-    """Serve the reference Agent API until interrupted."""
+    """Serve the reference Agent API until interrupted.
+
+    Args:
+        host: the address to listen on.
+        port: the TCP port to listen on.
+        token: the bearer token clients must present.
+        script: scripted responses to give instead of the built-in analyser.
+        sock: a socket already bound to `host` and `port` (see `bind_socket`);
+            without it the server binds one itself.
+    """
     state = AgentState(token=token)
     state.set_script(script or ())
-    uvicorn.Server(_config(create_app(state), host, port)).run()
+    server = uvicorn.Server(_config(create_app(state), host, port))
+    server.run(sockets=[sock] if sock is not None else None)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host` and `port`, for `run_server`.
+
+    Binding before anything is announced lets a taken port fail on one line.
+
+    Raises:
+        OSError: the address cannot be bound (`errno.EADDRINUSE` when the port is
+            already in use).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # As uvicorn does: a port left in TIME_WAIT by a stopped server is free;
+        # one with a listener is still refused.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def serve_main(argv: Sequence[str] | None = None) -> int:
@@ -316,10 +354,32 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         print(f"completions-agent serve-agent: {error}", file=sys.stderr)
         return 2
+    try:
+        sock = bind_socket(args.host, args.port)
+    except OSError as error:
+        print(
+            f"completions-agent serve-agent: {_bind_failure(args, error)}",
+            file=sys.stderr,
+        )
+        return 1
     print(
         f"Serving the reference Agent API on http://{args.host}:{args.port}"
         f"{ASSIST_PATH} (OpenAPI at /openapi.json)",
         flush=True,
     )
-    run_server(args.host, args.port, token, script)
+    with sock:
+        run_server(args.host, args.port, token, script, sock=sock)
     return 0
+
+
+def _bind_failure(args: argparse.Namespace, error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"port {args.port} on {args.host} is already in use; choose another "
+            "with --port"
+        )
+    reason = error.strerror or str(error)
+    return (
+        f"cannot listen on {args.host} port {args.port} ({reason}); choose another "
+        "--host or --port"
+    )

@@ -220,6 +220,62 @@ def test_serve_main_reports_a_bad_script(
     assert "missing.json" in capsys.readouterr().err
 
 
+def test_serve_main_on_a_taken_port_fails_on_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AGENT_TEST_TOKEN", TOKEN)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        code = serve_main(["--token-env", "AGENT_TEST_TOKEN", "--port", str(port)])
+
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out == ""
+    assert err == (
+        f"completions-agent serve-agent: port {port} on 127.0.0.1 is already in "
+        "use; choose another with --port\n"
+    )
+
+
+def test_the_command_line_exits_1_on_a_taken_port() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "flows.cli", "serve-agent", "--port", str(port)],
+            cwd=REPO,
+            env={**os.environ, "AGENTAPI_TOKEN": TOKEN, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert done.returncode == 1
+    assert "Serving" not in done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"completions-agent serve-agent: port {port} on 127.0.0.1 is already in "
+        "use; choose another with --port"
+    ]
+
+
+def test_serve_main_names_an_address_it_cannot_listen_on(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AGENT_TEST_TOKEN", TOKEN)
+    # TEST-NET-1 (RFC 5737) is assigned to no interface of this machine.
+    code = serve_main(["--token-env", "AGENT_TEST_TOKEN", "--host", "192.0.2.1"])
+
+    assert code == 1
+    assert capsys.readouterr().err == (
+        "completions-agent serve-agent: cannot listen on 192.0.2.1 port 8765 "
+        "(Cannot assign requested address); choose another --host or --port\n"
+    )
+
+
 def test_serve_main_serves_over_http_in_its_own_process(cases_dir: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
