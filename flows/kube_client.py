@@ -232,6 +232,50 @@ def is_transport_error(exc: BaseException) -> bool:
     return isinstance(exc, aiohttp.ClientError | TimeoutError | ConnectionError)
 
 
+def unreachable(
+    host: str, what: str, namespace: str, exc: BaseException
+) -> KubernetesError:
+    """Our error for an API server that could not be reached or did not answer.
+
+    It names the server (the host only: a URL's user part is dropped), why it
+    could not be reached, and where its address comes from. The original error
+    stays the cause, so `is_retryable` still sees a transport failure.
+    """
+    return KubernetesError(
+        f"cannot reach the Kubernetes API at {_without_userinfo(host)}: "
+        f"{transport_reason(exc)} (on {what}); check the kubeconfig's current "
+        "context (KUBECONFIG) or the KubernetesCredentials block, run inside the "
+        "cluster with its service account, or check the network to the API server",
+        namespace=namespace,
+    )
+
+
+def transport_reason(exc: BaseException) -> str:
+    """A short, lowercase reason for a failed connection, e.g. `connection refused`."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"its TLS certificate is not trusted ({exc.certificate_error})"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "its host name does not resolve"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        code = exc.os_error.errno
+        if code is not None:
+            return os.strerror(code).lower()
+        return str(exc.os_error) or type(exc.os_error).__name__
+    if isinstance(exc, TimeoutError):
+        return "no answer before the timeout"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection without answering"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _without_userinfo(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Whether a later attempt of the scrape may succeed where this one failed.
 

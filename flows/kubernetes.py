@@ -26,6 +26,8 @@ from flows.kube_client import (
     is_retryable,
     kubernetes_api_client,
     label_selector,
+    transport_reason,
+    unreachable,
 )
 from flows.kube_logs import LogOutcome, LogRead, LogStreamer
 from flows.records import LogFile, ScrapeResult
@@ -315,9 +317,5 @@ def _clock(now: datetime | None) -> Callable[[], datetime]:
 def _unreachable(
     host: str, what: str, namespace: str, exc: BaseException
 ) -> KubernetesError:
-    logger.info("%s: no answer: %r", what, exc)
-    return KubernetesError(
-        f"{what}: the Kubernetes API at {host} did not "
-        f"answer ({exc!r}); check the network and the kubeconfig's server",
-        namespace=namespace,
-    )
+    logger.info("%s: no answer: %s", what, transport_reason(exc))
+    return unreachable(host, what, namespace, exc)

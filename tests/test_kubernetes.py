@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +28,7 @@ from flows.errors import (
     NoPodsFound,
     PermissionDenied,
 )
-from flows.kube_client import label_selector
+from flows.kube_client import label_selector, unreachable
 from flows.kube_logs import SINCE_MARGIN_SECONDS, LineSpool
 from flows.kubernetes import is_retryable, kubernetes_api_client, scrape_deployment
 from flows.matching import scan_logs
@@ -617,6 +618,59 @@ def test_rejected_token_is_not_retried(
     assert "refused the credentials" in str(caught.value)
     assert "expired-token-0000" not in str(caught.value)
     assert not is_retryable(caught.value)
+
+
+def test_an_api_server_refusing_connections_is_named_with_what_to_check(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # The socket is closed: nothing listens on that port.
+    server = f"https://127.0.0.1:{port}"
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", server)))
+
+    with pytest.raises(KubernetesError) as caught:
+        scrape(tmp_path)
+
+    assert str(caught.value) == (
+        f"cannot reach the Kubernetes API at {server}: connection refused (on GET "
+        f"Deployment {NAMESPACE}/orchestrator); check the kubeconfig's current "
+        "context (KUBECONFIG) or the KubernetesCredentials block, run inside the "
+        "cluster with its service account, or check the network to the API server"
+    )
+    assert TOKEN not in str(caught.value)
+    assert isinstance(caught.value.__cause__, aiohttp.ClientConnectorError)
+    assert caught.value.status is None
+    # A server that is restarting refuses connections too: a later attempt may pass.
+    assert is_retryable(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (TimeoutError(), "no answer before the timeout"),
+        (
+            aiohttp.ServerDisconnectedError(),
+            "the server closed the connection without answering",
+        ),
+        (aiohttp.ClientPayloadError("cut"), "ClientPayloadError: cut"),
+    ],
+)
+def test_unreachable_names_the_host_without_its_user_part(
+    error: BaseException, reason: str
+) -> None:
+    found = unreachable(
+        "https://admin:hunter2@10.96.0.1:443", "LIST pods", NAMESPACE, error
+    )
+
+    assert str(found).startswith(
+        f"cannot reach the Kubernetes API at https://10.96.0.1:443: {reason} (on "
+        "LIST pods); check"
+    )
+    assert "hunter2" not in str(found)
+    assert found.namespace == NAMESPACE
 
 
 # --- streams that drop --------------------------------------------------------
