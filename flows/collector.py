@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flows.calls import ParsedCall, parse_call, parse_text, redact_urls
 from flows.calls import _httpx as _httpx_call
 from flows.logfiles import LogicalLine
 from flows.logscan import CandidateBatch
-from flows.logtext import decode, shown_text, strip_ansi, truncate
+from flows.logtext import decode, json_message, shown_text, strip_ansi, truncate
 from flows.records import CallRecord
 from flows.rules import Matcher, is_completions_call, words_of
 from flows.stats import CallCounter, TopCalls, call_identity, raw_identity, severity
+
+# A JSON record that opens with its time member (a plain string), as structured
+# loggers write it: `{"timestamp": "2026-03-10 08:00:00,123", ...`.
+_JSON_TIME_LEAD = re.compile(
+    rb'\{"(?:timestamp|ts|time|@timestamp|asctime)": ?"[^"\\\x00-\x1f]*", ?'
+)
 
 
 def to_record(
@@ -46,7 +53,8 @@ class CallCollector:
         self.top = TopCalls(top_n)
         self._words = words_of(matcher.include, matcher.rule)
         self._known: dict[bytes, _KnownCall | None] = {}
-        self._decisions: dict[str, _Decision] = {}
+        self._decisions: dict[str, _Verdict | None] = {}
+        self._records: dict[bytes, _Verdict | None] = {}
 
     def line(self, line: LogicalLine) -> None:
         """One candidate line: the general lane."""
@@ -151,25 +159,55 @@ class CallCollector:
 
     def _judge(self, line: LogicalLine) -> _Judged | None:
         """Whether a line is a match, and if so what identifies its call."""
-        text, fields = shown_text(decode(strip_ansi(line.content)))
-        decision = self._decisions.get(text)
-        if decision is None:
-            call = parse_call(text, fields)
-            decision = _Decision(self.matcher.decide(text, call), call)
-            # Only a decision that the text alone made can be reused for the text.
-            if fields is None or (call is not None and parse_text(text) == call):
-                if len(self._decisions) >= self._CACHE_LIMIT:
-                    self._decisions.clear()
-                self._decisions[text] = decision
-        if not decision.wanted:
+        content = line.content
+        lead = _JSON_TIME_LEAD.match(content)
+        if lead is not None and b"\x1b" not in content:
+            # A record's verdict never reads its time member: records that differ
+            # only in it share one (see `_record_verdict`).
+            rest = content[lead.end() :]
+            if rest in self._records:
+                verdict = self._records[rest]
+            else:
+                verdict = self._record_verdict(content, rest)
+        else:
+            verdict = self._verdict(*shown_text(decode(strip_ansi(content))))
+        if verdict is None:
             return None
-        stream, call = line.stream, decision.call
-        if call is None:
-            shown = truncate(redact_urls(text))
-            same = raw_identity(stream.pod, stream.container, shown)
-            return _Judged(same, severity(None), None)
-        same = (stream.pod, stream.container, *call_identity(call))
-        return _Judged(same, severity(call.status), call)
+        stream = line.stream
+        same = (stream.pod, stream.container, *verdict.tail)
+        return _Judged(same, verdict.level, verdict.call)
+
+    def _record_verdict(self, content: bytes, rest: bytes) -> _Verdict | None:
+        """Judge a JSON record that opens with its time, and remember the verdict.
+
+        The message and the call fields decide; a record without a message is
+        shown whole, time included, so its verdict is not remembered.
+        """
+        text, fields = shown_text(decode(content))
+        verdict = self._verdict(text, fields)
+        if fields is not None and json_message(fields) is not None:
+            if len(self._records) >= self._CACHE_LIMIT:
+                self._records.clear()
+            self._records[rest] = verdict
+        return verdict
+
+    def _verdict(self, text: str, fields: dict[str, Any] | None) -> _Verdict | None:
+        """The verdict on a shown text and its JSON fields (None: not a match)."""
+        if text in self._decisions:
+            return self._decisions[text]
+        call = parse_call(text, fields)
+        verdict = None
+        if self.matcher.decide(text, call):
+            verdict = _Verdict(call)
+            if call is None:
+                shown = truncate(redact_urls(text))
+                verdict.tail = raw_identity(None, None, shown)[2:]
+        # Only a decision that the text alone made can be reused for the text.
+        if fields is None or (call is not None and parse_text(text) == call):
+            if len(self._decisions) >= self._CACHE_LIMIT:
+                self._decisions.clear()
+            self._decisions[text] = verdict
+        return verdict
 
 
 class _Judged:
@@ -186,14 +224,15 @@ class _Judged:
         self.indexes: list[int] = []
 
 
-class _Decision:
-    """Whether a shown text is a match, and the call parsed from it."""
+class _Verdict:
+    """A matched call's parsed form, severity and identity (without the stream)."""
 
-    __slots__ = ("call", "wanted")
+    __slots__ = ("call", "level", "tail")
 
-    def __init__(self, wanted: bool, call: ParsedCall | None) -> None:
-        self.wanted = wanted
+    def __init__(self, call: ParsedCall | None) -> None:
         self.call = call
+        self.level = severity(call.status if call else None)
+        self.tail = call_identity(call) if call else ()
 
 
 class _KnownCall:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from flows.logtext import shown_text
 from flows.matching import scan_logs
 from flows.records import LogFile
+from flows.rules import DEFAULT_INCLUDE, Matcher
 
 T0 = datetime(2026, 3, 10, 8, tzinfo=UTC)
 URL = "https://api.openai.com/v1/chat/completions"
@@ -75,3 +78,63 @@ def test_query_secrets_never_reach_the_selected_lines(tmp_path: Path) -> None:
     assert "s3cr3t" not in result.model_dump_json()
     assert result.selected[0].path == "/v1/chat/completions?api-key=[redacted]"
     assert result.selected[0].repeat == 2
+
+
+RECORD_MESSAGES = [
+    f'HTTP Request: POST {URL} "HTTP/1.1 200 OK"',
+    f'HTTP Request: POST {URL} "HTTP/1.1 429 Too Many Requests"',
+    "Retrying request to /chat/completions in 0.4 seconds",
+    "POST https://example.org/completions answered",
+    "job done",
+    "POST to https://example.org/completions",
+]
+RECORD_FIELDS = [
+    {},
+    {"method": "POST", "url": URL, "status": 503},
+    {"method": "GET", "url": URL, "status": 200},
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    records=st.lists(
+        st.tuples(
+            st.sampled_from(["timestamp", "time", "ts", "asctime", "level"]),
+            # A time holding the patterns matters when the record is shown whole.
+            st.sampled_from(["2026-03-10 08:00:00,123", "POST https completions"])
+            | st.text(
+                st.characters(codec="utf-8", exclude_characters='"\\'), max_size=8
+            ),
+            st.sampled_from(["message", "msg", "event", "detail"]),
+            st.integers(0, len(RECORD_MESSAGES) - 1),
+            st.integers(0, len(RECORD_FIELDS) - 1),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    rule=st.sampled_from(["literal", "extended"]),
+)
+# Shown whole (no message member), the first record matches by its time alone.
+@example(
+    records=[
+        ("timestamp", "POST https completions", "detail", 5, 0),
+        ("timestamp", "08:00", "detail", 5, 0),
+    ],
+    rule="literal",
+)
+def test_json_records_that_differ_only_in_their_time_are_judged_one_by_one_alike(
+    records: list[tuple[str, str, str, int, int]], rule: str
+) -> None:
+    lines = []
+    for time_key, moment, message_key, message, extra in records:
+        record = {time_key: moment, message_key: RECORD_MESSAGES[message]}
+        lines.append(json.dumps({**record, **RECORD_FIELDS[extra]}, ensure_ascii=False))
+    matcher = Matcher(DEFAULT_INCLUDE, rule)  # type: ignore[arg-type]
+    expected = sum(matcher.matches(*shown_text(line)) for line in lines)
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "records.log"
+        path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        result = scan_logs([LogFile(path=path)], rule=rule)  # type: ignore[arg-type]
+
+    assert result.matches == expected
