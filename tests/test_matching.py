@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from flows.errors import ConfigurationError
 from flows.matching import scan_logs
 from flows.records import LogFile
 
@@ -189,3 +191,178 @@ def test_the_same_container_in_two_files_is_counted_once(tmp_path: Path) -> None
         START + timedelta(hours=1),
     )
     assert result.selected[0].repeat == 2
+
+
+# --- results that must not look healthy ---------------------------------------
+
+
+def random_bytes(tmp_path: Path) -> Path:
+    """100 kB of random bytes from a fixed seed: 424 newlines, no final one."""
+    path = tmp_path / "noise.bin"
+    path.write_bytes(random.Random(20261203).randbytes(100_000))
+    return path
+
+
+def test_random_bytes_say_that_the_span_of_time_is_unknown(tmp_path: Path) -> None:
+    result = scan_logs([LogFile(path=random_bytes(tmp_path))])
+
+    assert (result.lines_read, result.matches) == (425, 0)
+    assert result.first_timestamp is None
+    assert result.warnings == [
+        "none of the 425 lines read carries a timestamp: the span of time they "
+        "cover is unknown"
+    ]
+
+
+def test_random_bytes_with_a_window_say_it_could_not_be_applied(
+    tmp_path: Path,
+) -> None:
+    result = scan_logs([LogFile(path=random_bytes(tmp_path))], start=START, end=END)
+
+    assert (result.lines_read, result.lines_in_window) == (425, 425)
+    assert [c.complete for c in result.coverage] == [False]
+    assert result.warnings == [
+        "none of the 425 lines read carries a timestamp, so the window from "
+        "2026-03-09T13:00:00+00:00 to 2026-03-10T13:00:00+00:00 could not be "
+        "applied: every line was kept"
+    ]
+
+
+def test_an_empty_file_says_no_line_was_read(tmp_path: Path) -> None:
+    path = tmp_path / "empty.log"
+    path.write_bytes(b"")
+
+    result = scan_logs([LogFile(path=path)])
+
+    assert result.lines_read == 0
+    assert [c.complete for c in result.coverage] == [False]
+    assert result.warnings == ["no log line was read: the file is empty or not a log"]
+
+
+def test_two_empty_files_say_so_once(tmp_path: Path) -> None:
+    paths = [tmp_path / "a.log", tmp_path / "b.log"]
+    for path in paths:
+        path.write_bytes(b"")
+
+    result = scan_logs([LogFile(path=path) for path in paths], start=START)
+
+    assert result.warnings == [
+        "no log line was read: the 2 files are empty or not logs"
+    ]
+
+
+def test_since_after_the_logs_names_the_period_they_cover(tmp_path: Path) -> None:
+    path = tmp_path / "pod.log"
+    path.write_text(httpx_line(START) + httpx_line(START + timedelta(hours=3)))
+
+    result = scan_logs([LogFile(path=path)], start=END)
+
+    assert (result.lines_read, result.lines_in_window, result.matches) == (2, 0, 0)
+    assert [c.complete for c in result.coverage] == [False]
+    assert result.warnings == [
+        "no line falls inside the window from 2026-03-10T13:00:00+00:00 on: the "
+        "timestamps read run from 2026-03-09T13:00:00+00:00 to "
+        "2026-03-09T16:00:00+00:00, so the logs cover another period"
+    ]
+
+
+def test_until_before_the_logs_names_the_period_they_cover(tmp_path: Path) -> None:
+    path = tmp_path / "pod.log"
+    path.write_text(httpx_line(END))
+
+    result = scan_logs([LogFile(path=path)], end=START)
+
+    assert [c.complete for c in result.coverage] == [False]
+    assert result.warnings == [
+        "no line falls inside the window before 2026-03-09T13:00:00+00:00: the "
+        "timestamps read run from 2026-03-10T13:00:00+00:00 to "
+        "2026-03-10T13:00:00+00:00, so the logs cover another period"
+    ]
+
+
+def test_a_container_without_timestamps_cannot_claim_the_window_start(
+    tmp_path: Path,
+) -> None:
+    timed, untimed = tmp_path / "timed.log", tmp_path / "untimed.log"
+    timed.write_text(httpx_line(START))
+    untimed.write_text(f'INFO POST {URL} "HTTP/1.1 200 OK"\nINFO idle\n')
+
+    result = scan_logs(
+        [
+            LogFile(path=timed, pod="web-1", container="app"),
+            LogFile(path=untimed, pod="web-2", container="app"),
+        ],
+        start=START,
+    )
+
+    assert [(c.pod, c.complete) for c in result.coverage] == [
+        ("web-1", True),
+        ("web-2", False),
+    ]
+    assert result.warnings == [
+        "coverage incomplete for web-2/app: its log carries no timestamp, so it "
+        "cannot show that it reaches back to the window start "
+        "2026-03-09T13:00:00+00:00",
+        "2 lines without any timestamp were kept although a window was given",
+    ]
+
+
+def test_a_container_whose_log_ends_before_the_window_is_incomplete(
+    tmp_path: Path,
+) -> None:
+    ended, running = tmp_path / "ended.log", tmp_path / "running.log"
+    ended.write_text(httpx_line(START - timedelta(hours=2)))
+    running.write_text(httpx_line(START))
+
+    result = scan_logs(
+        [
+            LogFile(path=ended, pod="web-1", container="app"),
+            LogFile(path=running, pod="web-2", container="app"),
+        ],
+        start=START,
+        end=END,
+    )
+
+    assert [(c.pod, c.complete) for c in result.coverage] == [
+        ("web-1", False),
+        ("web-2", True),
+    ]
+    assert result.warnings == [
+        "coverage incomplete for web-1/app: its log ends at "
+        "2026-03-09T11:00:00+00:00, before the window start "
+        "2026-03-09T13:00:00+00:00"
+    ]
+
+
+@pytest.mark.parametrize("end", [START, START - timedelta(seconds=1)])
+def test_a_window_that_does_not_end_after_it_starts_is_refused(
+    tmp_path: Path, end: datetime
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        scan_logs([LogFile(path=tmp_path / "never-read.log")], start=START, end=end)
+
+    assert str(caught.value) == (
+        "--since must be before --until: the window start 2026-03-09T13:00:00+00:00 "
+        f"is not before its end {end.isoformat()}, so no line could fall inside it"
+    )
+
+
+@pytest.mark.parametrize("pattern", ["", "  "])
+def test_an_empty_include_pattern_is_refused(tmp_path: Path, pattern: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        scan_logs([LogFile(path=tmp_path / "never-read.log")], include=[pattern])
+
+    assert str(caught.value) == (
+        f"--include {pattern!r} is empty: it would match every line; give text "
+        "every call line holds, e.g. --include completions"
+    )
+
+
+def test_the_literal_rule_without_patterns_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text(httpx_line(START))
+
+    with pytest.raises(ConfigurationError, match="no --include pattern"):
+        scan_logs([LogFile(path=path)], include=[])
+    # The extended rule does not use the patterns.
+    assert scan_logs([LogFile(path=path)], include=[], rule="extended").matches == 1
