@@ -151,6 +151,7 @@ def scan_main(argv: list[str]) -> int:
     from flows.local_files import scrape_files
     from flows.matching import DEFAULT_INCLUDE, scan_logs
     from flows.parallel import available_cpus
+    from flows.redaction import Redactor, redact_calls
 
     with _stdin_spooled(args.files) as paths:
         try:
@@ -166,9 +167,13 @@ def scan_main(argv: list[str]) -> int:
                 # flow's filter task stays in one process: it must not fork.)
                 workers=args.workers or available_cpus(),
             )
+        except ConfigurationError as exc:
+            return _fail(str(exc), EXIT_USAGE)
         except CompletionsAgentError as exc:
             return _fail(str(exc))
     result.warnings[:0] = scrape_result.warnings
+    # The same placeholders as in the request: secrets never reach the terminal.
+    result.selected = redact_calls(result.selected, Redactor.for_run())
     return _print_output(result.model_dump_json(indent=2))
 
 

@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger, task
+from prefect.client.schemas.objects import TaskRun
 from prefect.runtime import deployment as runtime_deployment
 from prefect.runtime import flow_run as runtime_flow_run
+from prefect.states import State
+from prefect.tasks import Task
 
 from flows import agent_api, request_store
 from flows.alerts import notify_run_ended_badly
@@ -30,7 +33,17 @@ from flows.window import Window, window_ending_at
 BUILT_IN_ANALYSER = "the built-in analyser"
 
 
-@task(name="filter", retries=1, retry_delay_seconds=5)
+def _retry_unless_configuration(task: Task, task_run: TaskRun, state: State) -> bool:
+    # A bad pattern or window fails the same way every time.
+    return not isinstance(state.data, ConfigurationError)
+
+
+@task(
+    name="filter",
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=_retry_unless_configuration,
+)
 def filter_calls(
     scrape_result: ScrapeResult,
     *,
@@ -58,14 +71,8 @@ def filter_calls(
         result.matches,
         len(result.selected),
     )
-    for coverage in result.coverage:
-        if not coverage.complete:
-            logger.warning(
-                "Coverage incomplete: %s/%s logs begin at %s, after the window start",
-                coverage.pod,
-                coverage.container,
-                coverage.earliest,
-            )
+    for warning in result.warnings:
+        logger.warning("%s", warning)
     if result.lines_read == 0:
         raise NoLogLinesError(
             "no log line was read at all, so there is nothing to analyse; check that "

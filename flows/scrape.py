@@ -59,7 +59,8 @@ def should_retry_scrape(task: Task, task_run: TaskRun, state: State) -> bool:
 @task(
     name="scrape",
     retries=2,
-    retry_delay_seconds=[10, 60],
+    # Short: an unreachable API is most often a wrong context, and the user waits.
+    retry_delay_seconds=[5, 20],
     retry_jitter_factor=0.5,
     retry_condition_fn=should_retry_scrape,
 )

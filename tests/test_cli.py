@@ -76,6 +76,22 @@ def test_a_reader_that_stops_early_is_not_an_error():
     assert completed.stderr == ""
 
 
+def test_scan_prints_selected_lines_with_secrets_replaced(monkeypatch, capsys):
+    line = (
+        b"INFO httpx: HTTP Request: POST https://api.openai.com/v1/chat/completions"
+        b"?user=ana@example.com&key=sk-abcdefghijklmnopqrstuvwx"
+        b' "HTTP/1.1 500 Internal Server Error"\n'
+    )
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(line)))
+
+    assert main(["scan", "-"]) == 0
+
+    out = capsys.readouterr().out
+    assert json.loads(out)["matches"] == 1
+    assert "ana@example.com" not in out
+    assert "sk-abcdefghijklmnopqrstuvwx" not in out
+
+
 def test_scan_of_a_missing_file_is_one_line_and_exit_1(capsys):
     assert main(["scan", "/nonexistent/orchestrator.log"]) == 1
 
