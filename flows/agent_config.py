@@ -111,7 +111,7 @@ def load_agent_api_config(
     if base_url is None:
         return None
     if allow_insecure_http is None:
-        allow_insecure_http = _env_flag(ALLOW_HTTP_ENV)
+        allow_insecure_http = insecure_http_allowed()
     base_url = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
     token, source = _read_token(token_block)
     policy = {**_policy_from_env(), **overrides}
@@ -145,20 +145,22 @@ def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
             that is not loopback without `allow_insecure_http`.
     """
     parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(
-            f"Agent API base URL {base_url!r} is not an absolute http(s) URL; "
-            "expected e.g. https://agent-api.example.internal"
-        )
+    # First: the messages below quote the URL.
     if parts.username or parts.password:
         raise ConfigurationError(
             "the Agent API base URL must not carry credentials; put the token in "
             f"{TOKEN_ENV} or a Prefect Secret block"
         )
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"Agent API base URL {base_url!r} is not an absolute http(s) URL; "
+            "expected e.g. https://agent-api.example.internal"
+        )
     if parts.query or parts.fragment:
         raise ConfigurationError(
-            f"Agent API base URL {base_url!r} has a query or fragment; give the "
-            "base only, /v1/assist is appended"
+            f"Agent API base URL {parts.scheme}://{parts.netloc}{parts.path} has a "
+            "query or fragment (not shown: it may hold a secret); give the base "
+            "only, /v1/assist is appended"
         )
     if (
         parts.scheme == "http"
@@ -320,5 +322,6 @@ def _env_any(name: str) -> str:
     return os.environ.get(name) or os.environ.get(name.lower()) or ""
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+def insecure_http_allowed() -> bool:
+    """Whether `AGENTAPI_ALLOW_INSECURE_HTTP` accepts plain http to a remote host."""
+    return os.environ.get(ALLOW_HTTP_ENV, "").strip().lower() in ("1", "true", "yes")

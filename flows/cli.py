@@ -290,14 +290,9 @@ def _check_run_options(args: argparse.Namespace) -> None:
     if args.since and args.until and args.since >= args.until:
         raise ConfigurationError("--since must be before --until")
     if args.agent_api_base:
-        from flows.agent_config import ALLOW_HTTP_ENV, check_base_url
+        from flows.agent_config import check_base_url, insecure_http_allowed
 
-        allow_http = os.environ.get(ALLOW_HTTP_ENV, "").strip().lower() in (
-            "1",
-            "true",
-            "yes",
-        )
-        check_base_url(args.agent_api_base, allow_insecure_http=allow_http)
+        check_base_url(args.agent_api_base, allow_insecure_http=insecure_http_allowed())
 
 
 def prepare_prefect_environment() -> None:

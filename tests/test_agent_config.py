@@ -114,6 +114,23 @@ def test_bad_base_urls_are_refused(
 
 
 @pytest.mark.parametrize(
+    "base",
+    [
+        "ftp://user:s3cret-in-url@agent.example",
+        "https://agent.example/?token=s3cret-in-url",
+        "https://agent.example/#s3cret-in-url",
+    ],
+)
+def test_a_refused_url_is_never_quoted_with_its_secret(
+    clean_env: pytest.MonkeyPatch, base: str
+) -> None:
+    clean_env.setenv("AGENTAPI_TOKEN", TOKEN)
+    with pytest.raises(ConfigurationError) as caught:
+        load_agent_api_config(base, None)
+    assert "s3cret-in-url" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
     "base", ["http://127.0.0.1:8765", "http://localhost:8765", "http://[::1]:8765"]
 )
 def test_plain_http_to_loopback_is_allowed(
