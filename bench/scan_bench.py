@@ -239,6 +239,12 @@ def main() -> None:
             flush=True,
         )
     small_run = measure(scan_command(small, 1))
+    # What every scan pays before reading a byte: the interpreter and the imports.
+    empty = DATA / "empty.log"
+    empty.touch()
+    startup = statistics.median(
+        measure(scan_command(empty, 1))["wall"] for _ in range(args.runs)
+    )
 
     def median(runs: list[dict[str, float]], key: str) -> float:
         return statistics.median(run[key] for run in runs)
@@ -255,6 +261,10 @@ def main() -> None:
     print(
         f"  the same with {args.workers} processes:              "
         f"{grep_wall / parallel_wall:.2f}x"
+    )
+    print(
+        f"  of the scan's {scan_wall:.2f} s, {startup:.2f} s are start-up "
+        "(the same command on an empty file)"
     )
     cpu_ratio = median(grep_runs, "cpu") / median(scan_runs, "cpu")
     print(f"CPU time ratio scan/grep (median):             {cpu_ratio:.2f}x")
