@@ -32,7 +32,9 @@ else
   UV="$ROOT/.tools/bin/uv"
 fi
 
-"$UV" sync --frozen --quiet --python "$(find_python)"
+# Compiled bytecode: this machine may set PYTHONDONTWRITEBYTECODE, and every start
+# of `completions-agent` would otherwise compile its imports again.
+"$UV" sync --frozen --quiet --compile-bytecode --python "$(find_python)"
 
 # A fresh Prefect home needs more than the default 20 s to start its ephemeral
 # server on a small machine, and telemetry cannot leave an offline one.
