@@ -27,7 +27,7 @@ from flows.pulse import publish_tile_task
 from flows.records import FilterResult, ScrapeResult
 from flows.redaction import Redactor, redact_request
 from flows.report import record
-from flows.scrape import scrape
+from flows.scrape import LogSource, scrape
 from flows.window import Window, window_ending_at
 
 BUILT_IN_ANALYSER = "the built-in analyser"
@@ -190,21 +190,25 @@ async def orchestrator_completions_agent(
     window = _window(window_hours, window_end, log_files, since, until)
     request: AssistRequest | None = None
     redactions: dict[str, int] = {}
-    slot_key = session_id_for(f"{namespace}/{deployment}", window)
+    deployment_key = f"{namespace}/{deployment}"
+    slot_key = session_id_for(deployment_key, window)
     if not log_files and reuse_saved_request and not dry_run:
         request = request_store.load_request(slot_key)
         if request is not None:
             logger.info("Reusing the request saved for slot %s", window.slot())
 
     if request is None:
-        request, redactions = await _read_and_build(
+        source = LogSource(
             log_files=log_files,
             namespace=namespace,
             deployment=deployment,
             container=container,
+            credentials_block=kubernetes_credentials_block,
+        )
+        request, redactions = await _read_and_build(
+            source,
             window=window,
             bounds=(since, until) if log_files else (window.start, window.end),
-            credentials_block=kubernetes_credentials_block,
             include=include,
             rule=rule,
             top_n=top_n,
@@ -221,15 +225,17 @@ async def orchestrator_completions_agent(
     record(request, answer, redactions=redactions, analyser=analyser)
 
     # Not in a task: approving actions may suspend the run, which a task cannot.
-    source = f"{namespace}/{deployment}"
     if not log_files:
         await publish_tile_task(
-            answer, window=window, deployment=source, webhook_url=pulse_webhook_url
+            answer,
+            window=window,
+            deployment=deployment_key,
+            webhook_url=pulse_webhook_url,
         )
     await act_on_answer(
         answer,
         window=window,
-        deployment=source,
+        deployment=deployment_key,
         settings=DispatchSettings(
             dispatch_actions=dispatch_actions,
             approval_timeout_seconds=approval_timeout_seconds,
@@ -261,14 +267,10 @@ async def _post(
 
 
 async def _read_and_build(
+    source: LogSource,
     *,
-    log_files: list[str] | None,
-    namespace: str,
-    deployment: str,
-    container: str | None,
     window: Window,
     bounds: tuple[datetime | None, datetime | None],
-    credentials_block: str | None,
     include: list[str],
     rule: Literal["literal", "extended"],
     top_n: int,
@@ -277,15 +279,7 @@ async def _read_and_build(
 ) -> tuple[AssistRequest, dict[str, int]]:
     spool_dir = Path(tempfile.mkdtemp(prefix="completions-agent-"))
     try:
-        scrape_result = await scrape(
-            log_files=log_files,
-            namespace=namespace,
-            deployment=deployment,
-            container=container,
-            window=window,
-            spool_dir=spool_dir,
-            credentials_block=credentials_block,
-        )
+        scrape_result = await scrape(source, window=window, spool_dir=spool_dir)
         scan = filter_calls(
             scrape_result,
             include=include,
@@ -297,7 +291,7 @@ async def _read_and_build(
     finally:
         # The spool holds raw pod logs: never leave them behind on the node.
         shutil.rmtree(spool_dir, ignore_errors=True)
-    request_window = window if not log_files else _file_window(bounds)
+    request_window = _file_window(bounds) if source.log_files else window
     return build(
         scrape_result, scan, window=request_window, tenant=tenant, doctrine=doctrine
     )
