@@ -7,7 +7,7 @@ import string
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from flows.records import CallRecord
@@ -181,9 +181,11 @@ def test_a_secret_anywhere_in_a_line_is_scrubbed(
     before: str, secret: tuple[str, str], after: str
 ) -> None:
     kind, value = secret
+    hidden = value.removeprefix("Bearer ")
+    # Plain words that happen to spell the secret are not the secret leaking.
+    assume(hidden not in before and hidden not in after)
     scrubber = redactor()
     scrubbed = scrubber.redact(f"{before} {value} {after}")
-    hidden = value.removeprefix("Bearer ")
     assert hidden not in scrubbed
     assert f"<{kind}:" in scrubbed
     assert scrubber.counts[kind] >= 1
