@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 # Before Prefect is imported anywhere: an isolated home, no telemetry (there is no
 # internet here), and enough time for the ephemeral server to start on 2 cores.
@@ -23,6 +24,12 @@ os.environ["PREFECT_LOGGING_TO_API_BATCH_INTERVAL"] = "0.3"
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("AGENTAPI_BASE", None)
 os.environ.pop("AGENTAPI_TOKEN", None)
+
+# CI explores the same examples on every run, so a result does not depend on luck;
+# local runs keep drawing new ones.
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 REPO = Path(__file__).resolve().parent.parent
 # Copies of the real-world failure inputs, with their expected results in INDEX.md.
