@@ -34,7 +34,7 @@ from flows.alerts import current_run_url, run_logger, send_notification
 from flows.approvals import ApprovalDecision, wait_for_approval
 from flows.assist import Action, AssistAnswer, OpenIncidentInput
 from flows.errors import ConfigurationError, DeliveryError
-from flows.pulse import RetryPolicy, post_json
+from flows.webhook import RetryPolicy, post_json
 from flows.window import Window
 
 ACTION_TOKEN_ENV = "ACTION_ENDPOINT_TOKEN"
@@ -201,14 +201,7 @@ class _Dispatcher:
     async def send(
         self, action: Action, decision: Decision, approver: str | None
     ) -> ActionOutcome:
-        outcome = ActionOutcome(
-            action_id=action.id,
-            tool=action.tool,
-            requires_approval=action.requires_approval,
-            decision=decision,
-            status="not-dispatched",
-            approver=approver,
-        )
+        outcome = _unsent(action, decision, "", approver)
         # One incident per slot, whatever number of open_incident actions.
         marker = "open_incident" if action.tool == "open_incident" else action.id
         done: dict[str, Any] = await Variable.aget(self.variable, default={}) or {}

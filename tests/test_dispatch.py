@@ -22,7 +22,7 @@ from flows.dispatch import (
     outcomes_artifact_key,
 )
 from flows.errors import DeliveryError
-from flows.pulse import RetryPolicy
+from flows.webhook import RetryPolicy
 from flows.window import window_ending_at
 
 TOKEN = "tok-dispatch-0a1b2c3d4e"

@@ -11,7 +11,8 @@ from prefect import flow
 
 from flows.assist import Action, AssistAnswer
 from flows.errors import DeliveryError
-from flows.pulse import RetryPolicy, post_json, publish_tile, publish_tile_task
+from flows.pulse import publish_tile, publish_tile_task
+from flows.webhook import RetryPolicy, post_json
 from flows.window import window_ending_at
 
 TOKEN = "tok-pulse-51c0ffee9d"
