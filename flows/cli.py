@@ -11,7 +11,8 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -75,7 +76,10 @@ def _timestamp(value: str) -> datetime:
 
 
 def _positive_int(value: str) -> int:
-    number = int(value) if value.lstrip("-").isdigit() else 0
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
     if number < 1:
         raise argparse.ArgumentTypeError(f"{value!r} is not a whole number >= 1")
     return number
@@ -188,28 +192,23 @@ def _print_output(text: str) -> int:
     return 0
 
 
-class _stdin_spooled:
+@contextmanager
+def _stdin_spooled(names: list[str]) -> Iterator[list[str]]:
     """Replace `-` by a temporary copy of stdin, removed afterwards.
 
     A stream can be read once only; a retried step must see the same lines.
     """
-
-    def __init__(self, names: list[str]):
-        self.names = names
-        self.directory: Path | None = None
-
-    def __enter__(self) -> list[str]:
-        if "-" not in self.names:
-            return self.names
-        self.directory = Path(tempfile.mkdtemp(prefix="completions-agent-stdin-"))
-        spool = self.directory / "stdin.log"
+    if "-" not in names:
+        yield names
+        return
+    directory = Path(tempfile.mkdtemp(prefix="completions-agent-stdin-"))
+    try:
+        spool = directory / "stdin.log"
         with spool.open("wb") as target:
             shutil.copyfileobj(sys.stdin.buffer, target, length=1 << 20)
-        return [str(spool) if name == "-" else name for name in self.names]
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.directory:
-            shutil.rmtree(self.directory, ignore_errors=True)
+        yield [str(spool) if name == "-" else name for name in names]
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 # --- run -----------------------------------------------------------------------

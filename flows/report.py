@@ -196,11 +196,11 @@ def _calls_section(context: CallsContext) -> str:
     return f"## Selected calls\n\n{_fence(chr(10).join(rows))}"
 
 
-def _fence(text: str) -> str:
+def _fence(text: str, language: str = "text") -> str:
     # A fence longer than any run of backticks in the text cannot be closed by it.
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{text}\n{fence}"
+    return f"{fence}{language}\n{text}\n{fence}"
 
 
 def _time(moment: datetime | None) -> str:
@@ -246,7 +246,7 @@ def record(
     answer_json = answer.model_dump_json(indent=2)
     create_markdown_artifact(
         key=keys.answer,
-        markdown=_fence(answer_json).replace("text\n", "json\n", 1),
+        markdown=_fence(answer_json, "json"),
         description="The full validated answer",
     )
     get_run_logger().info(
