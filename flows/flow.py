@@ -215,12 +215,12 @@ async def orchestrator_completions_agent(
             tenant=tenant,
             doctrine=doctrine,
         )
-    if dry_run:
-        logger.info("Dry run: the request is built and not posted")
-        return request
+        if dry_run:
+            logger.info("Dry run: the request is built and not posted")
+            return request
+        # Saved before posting, so a failed post can be sent again without the logs.
+        request_store.save_request(request, request.session_id)
 
-    # Saved before posting, so a failed post can be sent again without the logs.
-    request_store.save_request(request, request.session_id)
     answer, analyser = await _post(request, config)
     record(request, answer, redactions=redactions, analyser=analyser)
 
